@@ -1,0 +1,37 @@
+# Two commands for a newcomer: `make run` (install and serve) and `make test`
+# (install the test extra and run the suite). Everything lands in .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_TEST := $(VENV)/.installed-test
+
+.PHONY: run test lint check-gpg clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP_RUN): $(BIN)/python setup.cfg setup.py
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(STAMP_TEST): $(STAMP_RUN)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+check-gpg:
+	@command -v gpg >/dev/null 2>&1 || { echo "gpg is missing: install it with 'apt-get install gnupg' (Debian/Ubuntu)" >&2; exit 1; }
+
+run: $(STAMP_RUN) check-gpg
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+test: $(STAMP_TEST) check-gpg
+	$(BIN)/python -m pytest
+
+lint: $(STAMP_TEST)
+	$(BIN)/ruff check app tests wsgi.py gunicorn.conf.py
+	$(BIN)/ruff format --check app tests wsgi.py gunicorn.conf.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache
