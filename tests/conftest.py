@@ -1,0 +1,37 @@
+"""Fixtures shared by the whole test suite."""
+
+from collections.abc import Iterator
+
+import pytest
+from app import create_app
+from gpgtools import Keyring
+
+
+@pytest.fixture(scope="session")
+def keyring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keyring]:
+    """Make the session's OpenPGP test keys once; stop their gpg-agent at the end."""
+    ring = Keyring(tmp_path_factory.mktemp("gnupg"))
+    yield ring
+    ring.cleanup()
+
+
+@pytest.fixture
+def app(tmp_path):
+    """An app over a fresh data folder, released at the end."""
+    app = create_app({"DATA_DIR": str(tmp_path / "data")})
+    yield app
+    app.extensions["generate_share_store"].close()
+
+
+@pytest.fixture
+def client(app):
+    """A Flask test client of ``app``."""
+    return app.test_client()
+
+
+@pytest.fixture
+def shares(client) -> list[str]:
+    """Initialize 3 of 5 and return the shares as hex."""
+    r = client.put("/v1/sys/init", json={"secret_shares": 5, "secret_threshold": 3})
+    assert r.status_code == 200
+    return r.get_json()["keys"]

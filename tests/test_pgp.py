@@ -1,0 +1,316 @@
+"""app.pgp against the real gpg binary: parsing, encryption, refusals, hygiene."""
+
+import base64
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from gpgtools import Keyring
+
+from app import pgp
+from app.pgp import (
+    PGPError,
+    PGPUnavailable,
+    PublicKey,
+    encrypt,
+    fingerprint,
+    load_public_key,
+)
+
+ENCRYPTING = (Keyring.RSA, Keyring.ECC)
+FORMS = ("public_binary", "public_armored")
+
+
+def a_share() -> bytes:
+    """Return 33 random bytes, the size of a share, unlikely to occur by chance."""
+    return os.urandom(33)
+
+
+def traces(secret: bytes) -> list[str]:
+    """Return the textual forms a leaked secret could take in a log or message."""
+    return [
+        secret.hex(),
+        secret.hex().upper(),
+        base64.b64encode(secret).decode(),
+        repr(secret)[2:-1],
+    ]
+
+
+def processes_for(home: str) -> str:
+    """Return the command lines of processes that mention home."""
+    return subprocess.run(
+        ["pgrep", "-af", home], capture_output=True, text=True, check=False
+    ).stdout
+
+
+@pytest.fixture
+def homes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every temporary directory app.pgp creates."""
+    created: list[str] = []
+    real_mkdtemp = tempfile.mkdtemp
+
+    def mkdtemp(*args, **kwargs):
+        home = real_mkdtemp(*args, **kwargs)
+        assert os.stat(home).st_mode & 0o777 == 0o700
+        created.append(home)
+        return home
+
+    monkeypatch.setattr(pgp.tempfile, "mkdtemp", mkdtemp)
+    return created
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("name", ENCRYPTING)
+def test_load_public_key_reads_binary_and_armored(
+    keyring: Keyring, name: str, form: str
+) -> None:
+    data = getattr(keyring, form)(name)
+    key = load_public_key(data)
+    assert key.fingerprint == keyring.fingerprint(name)
+    assert key.fingerprint == key.fingerprint.lower() and len(key.fingerprint) == 40
+    assert fingerprint(key) == key.fingerprint
+    assert key.data == data
+
+
+@pytest.mark.parametrize("name", ENCRYPTING)
+def test_encrypt_gives_a_binary_message_the_key_decrypts(
+    keyring: Keyring, name: str
+) -> None:
+    share = a_share()
+    message = encrypt(share, load_public_key(keyring.public_armored(name)))
+    assert isinstance(message, bytes)
+    assert not message.startswith(b"-----BEGIN")
+    assert message[0] & 0x80, "an OpenPGP packet header has its top bit set"
+    assert share not in message
+    assert keyring.decrypt(message) == share
+
+
+def test_encrypt_takes_a_bytearray(keyring: Keyring) -> None:
+    share = bytearray(a_share())
+    message = encrypt(share, load_public_key(keyring.public_binary(Keyring.ECC)))
+    assert keyring.decrypt(message) == share
+
+
+REFUSALS = [
+    pytest.param(lambda ring: b"", "is empty", id="empty"),
+    pytest.param(
+        lambda ring: b"not a key at all\n" * 4, "not an OpenPGP key", id="text"
+    ),
+    pytest.param(
+        lambda ring: bytes(range(256)) * 2, "not an OpenPGP key", id="binary-garbage"
+    ),
+    pytest.param(
+        lambda ring: (
+            b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nAAAA\n-----END PGP PUBLIC KEY BLOCK-----\n"
+        ),
+        "not an OpenPGP key",
+        id="broken-armor",
+    ),
+    pytest.param(
+        lambda ring: ring.public_binary(Keyring.RSA) + ring.public_binary(Keyring.ECC),
+        "holds 2 keys",
+        id="two-keys",
+    ),
+    pytest.param(
+        lambda ring: (
+            ring.public_armored(Keyring.ECC) + ring.public_armored(Keyring.RSA)
+        ),
+        "holds 2 keys",
+        id="two-armored-keys",
+    ),
+    pytest.param(
+        lambda ring: ring.secret_armored(Keyring.ECC),
+        "secret key material",
+        id="secret-key",
+    ),
+    pytest.param(
+        lambda ring: (
+            ring.public_armored(Keyring.RSA) + ring.secret_armored(Keyring.ECC)
+        ),
+        "secret key material",
+        id="public-then-secret",
+    ),
+    pytest.param(
+        lambda ring: ring.public_binary(Keyring.SIGN_ONLY),
+        "cannot encrypt",
+        id="sign-only",
+    ),
+    pytest.param(
+        lambda ring: ring.public_binary(Keyring.EXPIRED), "has expired", id="expired"
+    ),
+    pytest.param(
+        lambda ring: ring.public_armored(Keyring.REVOKED),
+        "has been revoked",
+        id="revoked",
+    ),
+]
+
+
+@pytest.mark.parametrize(("make", "reason"), REFUSALS)
+def test_load_public_key_refuses(
+    keyring: Keyring, homes: list[str], make, reason: str
+) -> None:
+    with pytest.raises(PGPError, match=reason) as caught:
+        load_public_key(make(keyring))
+    message = str(caught.value)
+    # One whole sentence for an HTTP client: capitalised, ends with a period,
+    # says what is expected, and names no server path.
+    assert message[0].isupper() and message.endswith(".")
+    assert "expected" in message or "send only the public key" in message
+    assert tempfile.gettempdir() not in message and "gnupg" not in message.lower()
+    assert all(not os.path.exists(home) for home in homes)
+
+
+@pytest.mark.parametrize("name", (Keyring.EXPIRED, Keyring.REVOKED, Keyring.SIGN_ONLY))
+def test_encrypt_refuses_a_key_that_cannot_encrypt(keyring: Keyring, name: str) -> None:
+    # As if the key had been loaded while still valid, then expired or was revoked.
+    key = PublicKey(
+        fingerprint=keyring.fingerprint(name), data=keyring.public_binary(name)
+    )
+    share = a_share()
+    with pytest.raises(PGPError, match="can no longer be used to encrypt") as caught:
+        encrypt(share, key)
+    assert not any(trace in repr(caught.value) for trace in traces(share))
+
+
+def test_encrypt_blames_gpg_for_a_key_that_does_not_import_as_loaded(
+    keyring: Keyring,
+) -> None:
+    forged = PublicKey(
+        fingerprint=keyring.fingerprint(Keyring.RSA),
+        data=keyring.public_binary(Keyring.ECC),
+    )
+    with pytest.raises(PGPUnavailable, match="failed to import"):
+        encrypt(a_share(), forged)
+
+
+@pytest.fixture
+def daemons(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Record, per GnuPG home, the processes alive before and after app.pgp stops them."""
+    seen: list[tuple[str, str]] = []
+    real_stop = pgp._stop_daemons
+
+    def stop(home: str) -> None:
+        # Look before the home is removed: gpg-agent also quits by itself once
+        # its socket is deleted, which would hide an agent left running.
+        before = processes_for(home)
+        real_stop(home)
+        seen.append((before, processes_for(home)))
+
+    monkeypatch.setattr(pgp, "_stop_daemons", stop)
+    return seen
+
+
+def test_no_home_or_process_is_left_behind(
+    keyring: Keyring, homes: list[str], daemons
+) -> None:
+    key = load_public_key(keyring.public_binary(Keyring.ECC))
+    encrypt(a_share(), key)
+    # A secret key is the input that would make gpg start an agent.
+    with pytest.raises(PGPError):
+        load_public_key(keyring.secret_armored(Keyring.RSA))
+    assert len(homes) == 3
+    for home in homes:
+        assert os.path.dirname(home) == tempfile.gettempdir()
+        assert not os.path.exists(home)
+        assert processes_for(home) == ""
+    assert daemons == [("", "")] * 3, "gpg started a daemon"
+
+
+def test_an_agent_that_did_start_is_stopped(
+    keyring: Keyring, daemons, monkeypatch
+) -> None:
+    # Without --no-autostart gpg starts an agent for a secret key: the cleanup must stop it.
+    monkeypatch.setattr(pgp, "GPG_OPTIONS", [])
+    with pytest.raises(PGPError, match="secret key material"):
+        load_public_key(keyring.secret_armored(Keyring.ECC))
+    [(before, after)] = daemons
+    assert "gpg-agent" in before
+    assert after == ""
+
+
+def test_the_share_never_reaches_the_disk(keyring: Keyring, monkeypatch) -> None:
+    share = a_share()
+    scanned: list[Path] = []
+    real_rmtree = shutil.rmtree
+
+    def rmtree(path, *args, **kwargs):
+        for file in Path(path).rglob("*"):
+            if file.is_file():
+                assert share not in file.read_bytes(), f"{file.name} holds the share"
+                scanned.append(file)
+        return real_rmtree(path, *args, **kwargs)
+
+    def no_temporary_file(*args, **kwargs):
+        raise AssertionError("python-gnupg wrote a temporary file")
+
+    key = load_public_key(keyring.public_binary(Keyring.RSA))
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+    monkeypatch.setattr(tempfile, "mkstemp", no_temporary_file)
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", no_temporary_file)
+    assert keyring.decrypt(encrypt(share, key)) == share
+    assert scanned, "the GnuPG home was not inspected before removal"
+
+
+@pytest.mark.parametrize(
+    "gnupg_level", [None, logging.DEBUG], ids=["as-configured", "gnupg-forced-to-debug"]
+)
+def test_the_share_never_reaches_the_logs(
+    keyring: Keyring, caplog, gnupg_level
+) -> None:
+    key = load_public_key(keyring.public_binary(Keyring.ECC))
+    share = a_share()
+    caplog.set_level(logging.DEBUG)
+    if gnupg_level is None:
+        assert logging.getLogger("gnupg").getEffectiveLevel() == logging.WARNING
+    else:
+        # Even if someone turns python-gnupg's own debug logging on, it logs no share.
+        caplog.set_level(gnupg_level, logger="gnupg")
+    message = encrypt(share, key)
+    text = caplog.text + "".join(
+        repr(record.args) + record.getMessage() for record in caplog.records
+    )
+    assert not any(trace in text for trace in traces(share))
+    assert share.decode("latin-1") not in text
+    if gnupg_level is not None:
+        assert any(record.name == "gnupg" for record in caplog.records), (
+            "nothing was captured"
+        )
+    assert keyring.decrypt(message) == share
+
+
+def test_missing_gpg_is_reported_with_the_fix(
+    keyring: Keyring, monkeypatch, tmp_path
+) -> None:
+    key = load_public_key(keyring.public_binary(Keyring.ECC))
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no gpg anywhere
+    with pytest.raises(PGPUnavailable, match=r"apt-get install gnupg"):
+        load_public_key(keyring.public_binary(Keyring.ECC))
+    with pytest.raises(PGPUnavailable, match=r"apt-get install gnupg"):
+        encrypt(a_share(), key)
+
+
+@pytest.mark.parametrize("failing", ["--list-config", "--import", "--encrypt"])
+def test_gpg_failing_is_the_servers_fault(
+    keyring: Keyring, homes: list[str], monkeypatch, tmp_path, failing
+) -> None:
+    # A gpg that breaks down at one step, as on a full disk, and says nothing useful.
+    fake = tmp_path / "gpg"
+    fake.write_text(
+        f'#!/bin/sh\ncase " $* " in *" {failing} "*) exit 2;; esac\nexec {shutil.which("gpg")} "$@"\n'
+    )
+    fake.chmod(0o755)
+    key = load_public_key(keyring.public_binary(Keyring.ECC))
+    monkeypatch.setattr(
+        pgp.shutil, "which", lambda name: str(fake) if name == "gpg" else None
+    )
+    if failing != "--encrypt":
+        with pytest.raises(PGPUnavailable):
+            load_public_key(keyring.public_binary(Keyring.ECC))
+    with pytest.raises(PGPUnavailable):
+        encrypt(a_share(), key)
+    assert homes and all(not os.path.exists(home) for home in homes)
