@@ -1,0 +1,41 @@
+"""/sys/generate-share/attempt and /sys/generate-share/update."""
+
+from flask import Blueprint, Response
+
+from .common import get_service, load_body, reply
+from .schemas import AttemptRequest, StatusReply, UpdateRequest
+
+bp = Blueprint("generate_share", __name__)
+
+ATTEMPT_REQUEST = AttemptRequest()
+UPDATE_REQUEST = UpdateRequest()
+STATUS_REPLY = StatusReply()
+
+
+@bp.get("/generate-share/attempt")
+def read_attempt():
+    """Report the attempt in progress."""
+    return reply(STATUS_REPLY, get_service().status())
+
+
+@bp.route("/generate-share/attempt", methods=["PUT", "POST"])
+def start_attempt():
+    """Start an attempt, optionally with the new holder's PGP key."""
+    body = load_body(ATTEMPT_REQUEST)
+    return reply(STATUS_REPLY, get_service().start(body["pgp_key"]))
+
+
+@bp.delete("/generate-share/attempt")
+def cancel_attempt():
+    """Cancel the attempt and forget its shares."""
+    get_service().cancel()
+    response = Response(status=204)
+    del response.headers["Content-Type"]  # no body, so no type
+    return response
+
+
+@bp.route("/generate-share/update", methods=["PUT", "POST"])
+def update():
+    """Take one share of the quorum."""
+    body = load_body(UPDATE_REQUEST)
+    return reply(STATUS_REPLY, get_service().update(body["key"], body["nonce"]))

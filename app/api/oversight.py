@@ -1,0 +1,38 @@
+"""/sys/shares and /sys/health: what every holder and every probe may see."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from flask import Blueprint
+
+from .common import get_service, reply
+from .schemas import HealthReply, SharesReply
+
+bp = Blueprint("oversight", __name__)
+
+SHARES_REPLY = SharesReply()
+HEALTH_REPLY = HealthReply()
+
+try:
+    VERSION = version("generate-share")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    VERSION = "unknown"
+
+
+@bp.get("/shares")
+def registry():
+    """List every share ever issued."""
+    return reply(SHARES_REPLY, get_service().registry())
+
+
+@bp.get("/health")
+def health():
+    """Report whether the service is initialized and busy."""
+    service = get_service()
+    return reply(
+        HEALTH_REPLY,
+        {
+            "initialized": service.is_initialized(),
+            "generate_share_in_progress": service.in_progress(),
+            "version": VERSION,
+        },
+    )

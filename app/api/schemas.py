@@ -1,0 +1,229 @@
+"""Marshmallow schemas for every request body and every reply.
+
+Requests: unknown fields are ignored and a known field that is null counts as
+absent (Vault's behaviour; hvac sends extra fields, often null). Each error
+message is a sentence that says what is expected.
+"""
+
+import base64
+import binascii
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates_schema
+
+__all__ = [
+    "InitRequest",
+    "AttemptRequest",
+    "UpdateRequest",
+    "StatusReply",
+    "InitReply",
+    "InitStatusReply",
+    "SharesReply",
+    "HealthReply",
+    "ErrorReply",
+]
+
+
+class StrictInteger(fields.Integer):
+    """A JSON integer: no strings, floats or booleans."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class Base64Bytes(fields.Field):
+    """Bytes carried as standard padded base64."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return _b64(value) if value is not None else None
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        try:
+            return base64.b64decode(value.strip().encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            raise self.make_error("invalid") from None
+
+
+class HexBytes(fields.Field):
+    """Bytes carried as lowercase hex (replies only)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value.hex() if value is not None else None
+
+
+class Request(Schema):
+    """Base of every request body."""
+
+    #: Fields where an empty string means "not given", as Vault reads them.
+    empty_is_absent: tuple[str, ...] = ()
+
+    class Meta:
+        unknown = EXCLUDE
+
+    @pre_load
+    def _drop_absent(self, data, **kwargs):
+        """Drop null fields (and empty ones where that means absent)."""
+        if not isinstance(data, dict):
+            raise ValidationError("the request body must be a JSON object")
+        return {
+            k: v
+            for k, v in data.items()
+            if v is not None and not (v == "" and k in self.empty_is_absent)
+        }
+
+
+_PGP_KEY_HELP = (
+    "must be a base64-encoded OpenPGP public key (the binary key file, or an "
+    "ASCII-armored one, encoded with `base64 -w0`)"
+)
+
+
+class InitRequest(Request):
+    """PUT /sys/init."""
+
+    secret_shares = StrictInteger(
+        required=True,
+        validate=validate.Range(
+            min=2, max=255, error="secret_shares must be from 2 to 255 (the number of shares to create)"
+        ),
+        error_messages={
+            "required": "secret_shares is required: the number of shares to create, from 2 to 255",
+            "invalid": "secret_shares must be a JSON integer from 2 to 255",
+        },
+    )
+    secret_threshold = StrictInteger(
+        required=True,
+        validate=validate.Range(
+            min=2,
+            max=255,
+            error="secret_threshold must be from 2 to 255: with a threshold of 1 every share "
+            "is the key itself, so there would be no shares to regenerate",
+        ),
+        error_messages={
+            "required": "secret_threshold is required: how many shares rebuild the key, from 2 to secret_shares",
+            "invalid": "secret_threshold must be a JSON integer from 2 to secret_shares",
+        },
+    )
+    pgp_keys = fields.List(
+        Base64Bytes(error_messages={"invalid": f"each entry of pgp_keys {_PGP_KEY_HELP}"}),
+        load_default=None,
+        error_messages={"invalid": "pgp_keys must be a JSON list with one PGP key per share"},
+    )
+
+    @validates_schema(skip_on_field_errors=True)
+    def _threshold_fits(self, data, **kwargs):
+        """Check the rules that join several fields."""
+        shares, threshold = data["secret_shares"], data["secret_threshold"]
+        if threshold > shares:
+            raise ValidationError(
+                f"secret_threshold ({threshold}) must not exceed secret_shares ({shares})"
+            )
+        keys = data.get("pgp_keys")
+        if keys is not None and len(keys) != shares:
+            raise ValidationError(
+                f"pgp_keys has {len(keys)} entries; it must have exactly secret_shares "
+                f"({shares}), one PGP key per share"
+            )
+
+
+class AttemptRequest(Request):
+    """PUT /sys/generate-share/attempt."""
+
+    empty_is_absent = ("pgp_key",)
+
+    pgp_key = Base64Bytes(load_default=None, error_messages={"invalid": f"pgp_key {_PGP_KEY_HELP}"})
+
+
+class UpdateRequest(Request):
+    """PUT /sys/generate-share/update."""
+
+    empty_is_absent = ("nonce",)
+
+    key = fields.String(
+        required=True,
+        validate=validate.Length(
+            min=1, max=1024, error="key must be one share as hex or base64, at most 1024 characters"
+        ),
+        error_messages={
+            "required": "key is required: one existing share, as hex or base64",
+            "invalid": "key must be a string: one existing share, as hex or base64",
+        },
+    )
+    nonce = fields.String(
+        load_default=None,
+        validate=validate.Length(max=64, error="nonce must be the attempt's nonce, a UUID"),
+        error_messages={"invalid": "nonce must be a string: the nonce of the attempt in progress"},
+    )
+
+
+class StatusReply(Schema):
+    """The attempt's status: GET and every successful PUT of attempt and update."""
+
+    started = fields.Boolean(required=True)
+    nonce = fields.String(required=True)
+    progress = fields.Integer(required=True)
+    required = fields.Integer(required=True)
+    pgp_fingerprint = fields.String(required=True)
+    complete = fields.Boolean(required=True)
+    key = HexBytes(required=True, metadata={"description": "the new share (or OpenPGP message), hex"})
+    key_base64 = fields.Function(
+        lambda status: _b64(status.key),
+        required=True,
+        metadata={"description": "the same bytes as key, base64"},
+    )
+
+
+class InitReply(Schema):
+    """The shares of a new master key."""
+
+    keys = fields.List(HexBytes(), required=True)
+    keys_base64 = fields.Function(lambda result: [_b64(k) for k in result.keys], required=True)
+    pgp_fingerprints = fields.List(fields.String(), required=True)
+
+
+class InitStatusReply(Schema):
+    """GET /sys/init."""
+
+    initialized = fields.Boolean(required=True)
+
+
+class ShareRecordReply(Schema):
+    """One issued share as the registry lists it."""
+
+    index = fields.Integer(required=True)
+    origin = fields.String(required=True)
+    issued_at = fields.String(required=True)
+    pgp_fingerprint = fields.String(required=True)
+
+
+class SharesReply(Schema):
+    """GET /sys/shares: the registry."""
+
+    threshold = fields.Integer(required=True)
+    share_limit = fields.Integer(required=True)
+    issued = fields.Integer(required=True)
+    shares = fields.List(fields.Nested(ShareRecordReply), required=True)
+
+
+class HealthReply(Schema):
+    """GET /sys/health."""
+
+    initialized = fields.Boolean(required=True)
+    generate_share_in_progress = fields.Boolean(required=True)
+    version = fields.String(required=True)
+
+
+class ErrorReply(Schema):
+    """Every error: Vault's shape."""
+
+    errors = fields.List(fields.String(), required=True)

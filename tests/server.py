@@ -1,0 +1,128 @@
+"""Run the real service under gunicorn, on a free loopback port, for tests."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOT_SECONDS = 30
+
+
+def free_port() -> int:
+    """Ask the kernel for a loopback port nobody uses right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One gunicorn master with the production configuration."""
+
+    def __init__(self, data_dir: Path, log_path: Path, *, env: dict | None = None, args=()):
+        self.data_dir = Path(data_dir)
+        self.log_path = Path(log_path)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "GENERATE_SHARE_DATA_DIR": str(self.data_dir),
+            "GENERATE_SHARE_BIND": f"127.0.0.1:{self.port}",
+            **(env or {}),
+        }
+        self.args = list(args)
+        self.proc: subprocess.Popen | None = None
+
+    def spawn(self) -> subprocess.Popen:
+        """Start gunicorn in its own process group without waiting for it."""
+        log = self.log_path.open("ab")
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *self.args, "wsgi:app"],
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        return self.proc
+
+    def start(self) -> Server:
+        """Start gunicorn and return once it answers HTTP."""
+        self.spawn()
+        deadline = time.monotonic() + BOOT_SECONDS
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                requests.get(self.url + "/v1/sys/health", timeout=1)
+                return self
+            except requests.ConnectionError:
+                time.sleep(0.05)  # polling for readiness, bounded by the deadline
+        self.kill()
+        raise RuntimeError(f"gunicorn did not answer within {BOOT_SECONDS}s:\n{self.output()}")
+
+    def wait(self, timeout: float = BOOT_SECONDS) -> int:
+        """Wait for the master to exit and return its exit code."""
+        return self.proc.wait(timeout=timeout)
+
+    def output(self) -> str:
+        """Return everything gunicorn and the app printed."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        """Shut down gracefully (SIGTERM) and wait."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=BOOT_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def kill(self) -> None:
+        """Kill master and worker at once (SIGKILL), as a crash would."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=BOOT_SECONDS)
+        self._reap_group()
+
+    def _reap_group(self) -> None:
+        """Make sure no process of the group is left holding the data folder."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        # The killed worker is reparented and may linger as a zombie; what
+        # matters is that it no longer holds the data folder's lock.
+        lock = self.data_dir / "lock"
+        if not lock.exists():
+            return
+        deadline = time.monotonic() + BOOT_SECONDS
+        with lock.open("rb") as f:
+            while time.monotonic() < deadline:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(f, fcntl.LOCK_UN)
+                    return
+                except BlockingIOError:
+                    time.sleep(0.02)
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        self._reap_group()
