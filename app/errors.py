@@ -33,9 +33,7 @@ class NotInitialized(BadRequest):
     """The call needs an initialized service."""
 
     def __init__(self):
-        super().__init__(
-            "the service is not initialized; initialize it first with PUT /v1/sys/init"
-        )
+        super().__init__("the service is not initialized; initialize it first with PUT /v1/sys/init")
 
 
 class Conflict(BadRequest):

@@ -41,9 +41,7 @@ INSTALL_HINT = "gpg is not installed; install it with 'apt-get install gnupg'"
 # without it merely scanning a secret key starts an agent that outlives the home.
 GPG_OPTIONS = ["--no-autostart"]
 
-_EXPECTED = (
-    "expected exactly one OpenPGP public key (binary or ASCII-armored) that can encrypt"
-)
+_EXPECTED = "expected exactly one OpenPGP public key (binary or ASCII-armored) that can encrypt"
 
 
 class PGPError(Exception):
@@ -73,9 +71,7 @@ def load_public_key(data: bytes) -> PublicKey:
         # gpg ends every import it got through with IMPORT_RES, even "0 keys";
         # without it gpg broke down before judging the data.
         if "[GNUPG:] IMPORT_RES" not in (keys.stderr or ""):
-            raise PGPUnavailable(
-                f"gpg failed to read a key (exit code {keys.returncode})."
-            )
+            raise PGPUnavailable(f"gpg failed to read a key (exit code {keys.returncode}).")
         raise PGPError(f"The PGP key is not an OpenPGP key; {_EXPECTED}.")
     if any(key["type"] == "sec" for key in keys):
         raise PGPError(
@@ -93,9 +89,7 @@ def load_public_key(data: bytes) -> PublicKey:
         raise PGPError(f"The PGP key has expired; {_EXPECTED}.")
     # An uppercase E in the capabilities means some valid (sub)key can encrypt.
     if "E" not in key["cap"]:
-        raise PGPError(
-            f"The PGP key cannot encrypt (it has no valid encryption subkey); {_EXPECTED}."
-        )
+        raise PGPError(f"The PGP key cannot encrypt (it has no valid encryption subkey); {_EXPECTED}.")
     return PublicKey(fingerprint=key["fingerprint"].lower(), data=bytes(data))
 
 
@@ -112,8 +106,7 @@ def encrypt(plaintext: bytes | bytearray, key: PublicKey) -> bytes:
         # load_public_key vetted key.data, so a failed import is gpg's fault.
         if not imported or fingerprints != [key.fingerprint]:
             raise PGPUnavailable(
-                f"gpg failed to import key {key.fingerprint} "
-                f"(exit code {imported.returncode})."
+                f"gpg failed to import key {key.fingerprint} (exit code {imported.returncode})."
             )
         # The plaintext goes to gpg's stdin from memory (no temporary file).
         # always_trust: the holder named this key; there is no web of trust to ask.
@@ -123,9 +116,7 @@ def encrypt(plaintext: bytes | bytearray, key: PublicKey) -> bytes:
     if result.status.startswith(("invalid recipient", "key expired")):
         # The key was fine when loaded; it may have expired since.
         raise PGPError(f"The PGP key can no longer be used to encrypt; {_EXPECTED}.")
-    raise PGPUnavailable(
-        f"gpg failed to encrypt (exit code {result.returncode}, status {result.status!r})."
-    )
+    raise PGPUnavailable(f"gpg failed to encrypt (exit code {result.returncode}, status {result.status!r}).")
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import ModuleType
 
 from . import pgp as pgp_module
@@ -34,7 +34,7 @@ _ATTEMPT_URL = "/v1/sys/generate-share/attempt"
 
 def utc_now() -> str:
     """Return the current time as RFC 3339 UTC, to the second."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _verifier(master_key: bytes, salt: bytes) -> bytes:
@@ -136,17 +136,17 @@ class GenerateShareService:
             xs = secrets.SystemRandom().sample(range(1, MAX_X + 1), secret_shares)
             master = bytearray(secrets.token_bytes(KEY_LENGTH))
             try:
-                shares = shamir.split(bytes(master), secret_shares, secret_threshold, xs=xs)
+                shares = shamir.split(master, secret_shares, secret_threshold, xs=xs)
                 salt = secrets.token_bytes(32)
                 mac = _verifier(bytes(master), salt)
             finally:
                 _wipe([master])
-            out = [self._encrypt(s, k) for s, k in zip(shares, keys)] if keys else shares
+            out = [self._encrypt(s, k) for s, k in zip(shares, keys, strict=True)] if keys else shares
             now = self._clock()
             fingerprints = [k.fingerprint for k in keys]
             records = tuple(
                 ShareRecord(index=x, origin="init", issued_at=now, pgp_fingerprint=fp)
-                for x, fp in zip(xs, fingerprints or [""] * secret_shares)
+                for x, fp in zip(xs, fingerprints or [""] * secret_shares, strict=True)
             )
             self._store.initialize(
                 State(
@@ -194,8 +194,7 @@ class GenerateShareService:
             attempt = self._attempt
             if attempt is None:
                 raise Conflict(
-                    "no share generation attempt is in progress; start one with "
-                    f"PUT {_ATTEMPT_URL}"
+                    f"no share generation attempt is in progress; start one with PUT {_ATTEMPT_URL}"
                 )
             self._check_nonce(attempt, nonce)
             share = decode_share(key, range(state.key_length + 1, state.key_length + 2))

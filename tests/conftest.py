@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 
 import pytest
+
 from app import create_app
 from gpgtools import Keyring
 

@@ -74,26 +74,16 @@ class Keyring:
         self.home = Path(home)
         self.home.chmod(0o700)
         self._cache: dict[tuple[str, ...], bytes] = {}
-        status = self._gpg(
-            "--status-fd", "1", "--gen-key", stdin=_PARAMETERS.encode()
-        ).decode()
+        status = self._gpg("--status-fd", "1", "--gen-key", stdin=_PARAMETERS.encode()).decode()
         # KEY_CREATED lines come in the order of the parameter blocks.
         created = [
-            line.split()[-1]
-            for line in status.splitlines()
-            if line.startswith("[GNUPG:] KEY_CREATED ")
+            line.split()[-1] for line in status.splitlines() if line.startswith("[GNUPG:] KEY_CREATED ")
         ]
         assert len(created) == len(self.NAMES), status
-        self._fingerprints = dict(
-            zip(self.NAMES, (fp.lower() for fp in created), strict=True)
-        )
+        self._fingerprints = dict(zip(self.NAMES, (fp.lower() for fp in created), strict=True))
         # gpg writes a revocation certificate for every key, with a colon before
         # the armor header so that it is not imported by accident: remove it.
-        revocation = (
-            self.home
-            / "openpgp-revocs.d"
-            / f"{created[self.NAMES.index(self.REVOKED)]}.rev"
-        )
+        revocation = self.home / "openpgp-revocs.d" / f"{created[self.NAMES.index(self.REVOKED)]}.rev"
         self._gpg(
             "--import",
             stdin=revocation.read_bytes().replace(b"\n:-----BEGIN", b"\n-----BEGIN"),
@@ -124,9 +114,7 @@ class Keyring:
             check=False,
         )
         stderr = completed.stderr.decode(errors="replace")
-        assert completed.returncode == 0 and "[GNUPG:] DECRYPTION_OKAY" in stderr, (
-            stderr
-        )
+        assert completed.returncode == 0 and "[GNUPG:] DECRYPTION_OKAY" in stderr, stderr
         return completed.stdout
 
     def cleanup(self) -> None:
@@ -152,8 +140,6 @@ class Keyring:
 
     def _gpg(self, *args: str, stdin: bytes | None = None) -> bytes:
         """Run gpg in this home, assert success, and return its stdout."""
-        completed = subprocess.run(
-            self._command(*args), input=stdin, capture_output=True, check=False
-        )
+        completed = subprocess.run(self._command(*args), input=stdin, capture_output=True, check=False)
         assert completed.returncode == 0, completed.stderr.decode(errors="replace")
         return completed.stdout

@@ -73,6 +73,18 @@ class Server:
         self.kill()
         raise RuntimeError(f"gunicorn did not answer within {BOOT_SECONDS}s:\n{self.output()}")
 
+    def get(self, path: str, **kwargs) -> requests.Response:
+        """GET a path of the server, with a timeout."""
+        return requests.get(self.url + path, timeout=30, **kwargs)
+
+    def put(self, path: str, **kwargs) -> requests.Response:
+        """PUT to a path of the server, with a timeout."""
+        return requests.put(self.url + path, timeout=30, **kwargs)
+
+    def delete(self, path: str, **kwargs) -> requests.Response:
+        """DELETE a path of the server, with a timeout."""
+        return requests.delete(self.url + path, timeout=30, **kwargs)
+
     def wait(self, timeout: float = BOOT_SECONDS) -> int:
         """Wait for the master to exit and return its exit code."""
         return self.proc.wait(timeout=timeout)
@@ -120,7 +132,7 @@ class Server:
                 except BlockingIOError:
                     time.sleep(0.02)
 
-    def __enter__(self) -> Server:
+    def __enter__(self) -> Server:  # noqa: PYI034 (never subclassed)
         return self.start()
 
     def __exit__(self, *exc) -> None:

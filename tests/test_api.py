@@ -7,7 +7,6 @@ import uuid
 import pytest
 
 from app import create_app
-
 from helpers import assert_error, same_key
 
 V1 = "/v1/sys"
@@ -80,7 +79,13 @@ def test_a_second_init_is_refused_and_changes_nothing(client, shares):
 def test_init_ignores_unknown_fields_and_nulls_as_hvac_sends_them(client):
     r = client.put(
         f"{V1}/init",
-        json={"secret_shares": 3, "secret_threshold": 2, "root_token_pgp_key": None, "pgp_keys": None, "x": [1]},
+        json={
+            "secret_shares": 3,
+            "secret_threshold": 2,
+            "root_token_pgp_key": None,
+            "pgp_keys": None,
+            "x": [1],
+        },
     )
     assert r.status_code == 200
     assert len(r.get_json()["keys"]) == 3
@@ -116,7 +121,10 @@ def test_init_of_255_shares_uses_every_x_and_leaves_no_room(client):
         (b'{"secret_shares": 3, "secret_threshold": 5}', "must not exceed secret_shares (3)"),
         (b'{"secret_shares": 3, "secret_threshold": 2, "pgp_keys": "abc"}', "pgp_keys must be a JSON list"),
         (b'{"secret_shares": 3, "secret_threshold": 2, "pgp_keys": ["YQ=="]}', "exactly secret_shares (3)"),
-        (b'{"secret_shares": 2, "secret_threshold": 2, "pgp_keys": ["%%", "YQ=="]}', "base64-encoded OpenPGP"),
+        (
+            b'{"secret_shares": 2, "secret_threshold": 2, "pgp_keys": ["%%", "YQ=="]}',
+            "base64-encoded OpenPGP",
+        ),
         (b'{"secret_shares": 2, "secret_threshold": 2, "pgp_keys": [1, "YQ=="]}', "base64-encoded OpenPGP"),
         (b'{"secret_shares": 2, "secret_threshold": 2, "pgp_keys": ["YWJj", "YWJj"]}', "pgp_keys[0]"),
     ],
@@ -252,7 +260,9 @@ def test_wrong_shares_reset_progress_but_keep_the_attempt(client, shares):
 def test_shares_of_another_deployment_do_not_reconstruct(client, shares, tmp_path):
     other = create_app({"DATA_DIR": str(tmp_path / "other")})
     try:
-        foreign = other.test_client().put(f"{V1}/init", json={"secret_shares": 3, "secret_threshold": 3}).get_json()
+        foreign = (
+            other.test_client().put(f"{V1}/init", json={"secret_shares": 3, "secret_threshold": 3}).get_json()
+        )
     finally:
         other.extensions["generate_share_store"].close()
     nonce = start(client)["nonce"]
@@ -362,7 +372,11 @@ def test_an_oversized_body_is_413(client, shares):
 
 
 def test_every_reply_is_json_and_not_cached(client, shares):
-    for r in (client.get(f"{V1}/health"), client.get(f"{V1}/shares"), client.get(f"{V1}/generate-share/attempt")):
+    for r in (
+        client.get(f"{V1}/health"),
+        client.get(f"{V1}/shares"),
+        client.get(f"{V1}/generate-share/attempt"),
+    ):
         assert r.status_code == 200
         assert r.headers["Content-Type"] == "application/json"
         assert r.headers["Cache-Control"] == "no-store"

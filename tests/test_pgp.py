@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from gpgtools import Keyring
 
 from app import pgp
 from app.pgp import (
@@ -20,6 +19,7 @@ from app.pgp import (
     fingerprint,
     load_public_key,
 )
+from gpgtools import Keyring
 
 ENCRYPTING = (Keyring.RSA, Keyring.ECC)
 FORMS = ("public_binary", "public_armored")
@@ -42,9 +42,7 @@ def traces(secret: bytes) -> list[str]:
 
 def processes_for(home: str) -> str:
     """Return the command lines of processes that mention home."""
-    return subprocess.run(
-        ["pgrep", "-af", home], capture_output=True, text=True, check=False
-    ).stdout
+    return subprocess.run(["pgrep", "-af", home], capture_output=True, text=True, check=False).stdout
 
 
 @pytest.fixture
@@ -65,9 +63,7 @@ def homes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 @pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("name", ENCRYPTING)
-def test_load_public_key_reads_binary_and_armored(
-    keyring: Keyring, name: str, form: str
-) -> None:
+def test_load_public_key_reads_binary_and_armored(keyring: Keyring, name: str, form: str) -> None:
     data = getattr(keyring, form)(name)
     key = load_public_key(data)
     assert key.fingerprint == keyring.fingerprint(name)
@@ -77,9 +73,7 @@ def test_load_public_key_reads_binary_and_armored(
 
 
 @pytest.mark.parametrize("name", ENCRYPTING)
-def test_encrypt_gives_a_binary_message_the_key_decrypts(
-    keyring: Keyring, name: str
-) -> None:
+def test_encrypt_gives_a_binary_message_the_key_decrypts(keyring: Keyring, name: str) -> None:
     share = a_share()
     message = encrypt(share, load_public_key(keyring.public_armored(name)))
     assert isinstance(message, bytes)
@@ -97,16 +91,10 @@ def test_encrypt_takes_a_bytearray(keyring: Keyring) -> None:
 
 REFUSALS = [
     pytest.param(lambda ring: b"", "is empty", id="empty"),
+    pytest.param(lambda ring: b"not a key at all\n" * 4, "not an OpenPGP key", id="text"),
+    pytest.param(lambda ring: bytes(range(256)) * 2, "not an OpenPGP key", id="binary-garbage"),
     pytest.param(
-        lambda ring: b"not a key at all\n" * 4, "not an OpenPGP key", id="text"
-    ),
-    pytest.param(
-        lambda ring: bytes(range(256)) * 2, "not an OpenPGP key", id="binary-garbage"
-    ),
-    pytest.param(
-        lambda ring: (
-            b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nAAAA\n-----END PGP PUBLIC KEY BLOCK-----\n"
-        ),
+        lambda ring: b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nAAAA\n-----END PGP PUBLIC KEY BLOCK-----\n",
         "not an OpenPGP key",
         id="broken-armor",
     ),
@@ -116,9 +104,7 @@ REFUSALS = [
         id="two-keys",
     ),
     pytest.param(
-        lambda ring: (
-            ring.public_armored(Keyring.ECC) + ring.public_armored(Keyring.RSA)
-        ),
+        lambda ring: ring.public_armored(Keyring.ECC) + ring.public_armored(Keyring.RSA),
         "holds 2 keys",
         id="two-armored-keys",
     ),
@@ -128,9 +114,7 @@ REFUSALS = [
         id="secret-key",
     ),
     pytest.param(
-        lambda ring: (
-            ring.public_armored(Keyring.RSA) + ring.secret_armored(Keyring.ECC)
-        ),
+        lambda ring: ring.public_armored(Keyring.RSA) + ring.secret_armored(Keyring.ECC),
         "secret key material",
         id="public-then-secret",
     ),
@@ -139,9 +123,7 @@ REFUSALS = [
         "cannot encrypt",
         id="sign-only",
     ),
-    pytest.param(
-        lambda ring: ring.public_binary(Keyring.EXPIRED), "has expired", id="expired"
-    ),
+    pytest.param(lambda ring: ring.public_binary(Keyring.EXPIRED), "has expired", id="expired"),
     pytest.param(
         lambda ring: ring.public_armored(Keyring.REVOKED),
         "has been revoked",
@@ -151,9 +133,7 @@ REFUSALS = [
 
 
 @pytest.mark.parametrize(("make", "reason"), REFUSALS)
-def test_load_public_key_refuses(
-    keyring: Keyring, homes: list[str], make, reason: str
-) -> None:
+def test_load_public_key_refuses(keyring: Keyring, homes: list[str], make, reason: str) -> None:
     with pytest.raises(PGPError, match=reason) as caught:
         load_public_key(make(keyring))
     message = str(caught.value)
@@ -168,9 +148,7 @@ def test_load_public_key_refuses(
 @pytest.mark.parametrize("name", (Keyring.EXPIRED, Keyring.REVOKED, Keyring.SIGN_ONLY))
 def test_encrypt_refuses_a_key_that_cannot_encrypt(keyring: Keyring, name: str) -> None:
     # As if the key had been loaded while still valid, then expired or was revoked.
-    key = PublicKey(
-        fingerprint=keyring.fingerprint(name), data=keyring.public_binary(name)
-    )
+    key = PublicKey(fingerprint=keyring.fingerprint(name), data=keyring.public_binary(name))
     share = a_share()
     with pytest.raises(PGPError, match="can no longer be used to encrypt") as caught:
         encrypt(share, key)
@@ -205,9 +183,7 @@ def daemons(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     return seen
 
 
-def test_no_home_or_process_is_left_behind(
-    keyring: Keyring, homes: list[str], daemons
-) -> None:
+def test_no_home_or_process_is_left_behind(keyring: Keyring, homes: list[str], daemons) -> None:
     key = load_public_key(keyring.public_binary(Keyring.ECC))
     encrypt(a_share(), key)
     # A secret key is the input that would make gpg start an agent.
@@ -221,9 +197,7 @@ def test_no_home_or_process_is_left_behind(
     assert daemons == [("", "")] * 3, "gpg started a daemon"
 
 
-def test_an_agent_that_did_start_is_stopped(
-    keyring: Keyring, daemons, monkeypatch
-) -> None:
+def test_an_agent_that_did_start_is_stopped(keyring: Keyring, daemons, monkeypatch) -> None:
     # Without --no-autostart gpg starts an agent for a secret key: the cleanup must stop it.
     monkeypatch.setattr(pgp, "GPG_OPTIONS", [])
     with pytest.raises(PGPError, match="secret key material"):
@@ -256,12 +230,8 @@ def test_the_share_never_reaches_the_disk(keyring: Keyring, monkeypatch) -> None
     assert scanned, "the GnuPG home was not inspected before removal"
 
 
-@pytest.mark.parametrize(
-    "gnupg_level", [None, logging.DEBUG], ids=["as-configured", "gnupg-forced-to-debug"]
-)
-def test_the_share_never_reaches_the_logs(
-    keyring: Keyring, caplog, gnupg_level
-) -> None:
+@pytest.mark.parametrize("gnupg_level", [None, logging.DEBUG], ids=["as-configured", "gnupg-forced-to-debug"])
+def test_the_share_never_reaches_the_logs(keyring: Keyring, caplog, gnupg_level) -> None:
     key = load_public_key(keyring.public_binary(Keyring.ECC))
     share = a_share()
     caplog.set_level(logging.DEBUG)
@@ -271,21 +241,15 @@ def test_the_share_never_reaches_the_logs(
         # Even if someone turns python-gnupg's own debug logging on, it logs no share.
         caplog.set_level(gnupg_level, logger="gnupg")
     message = encrypt(share, key)
-    text = caplog.text + "".join(
-        repr(record.args) + record.getMessage() for record in caplog.records
-    )
+    text = caplog.text + "".join(repr(record.args) + record.getMessage() for record in caplog.records)
     assert not any(trace in text for trace in traces(share))
     assert share.decode("latin-1") not in text
     if gnupg_level is not None:
-        assert any(record.name == "gnupg" for record in caplog.records), (
-            "nothing was captured"
-        )
+        assert any(record.name == "gnupg" for record in caplog.records), "nothing was captured"
     assert keyring.decrypt(message) == share
 
 
-def test_missing_gpg_is_reported_with_the_fix(
-    keyring: Keyring, monkeypatch, tmp_path
-) -> None:
+def test_missing_gpg_is_reported_with_the_fix(keyring: Keyring, monkeypatch, tmp_path) -> None:
     key = load_public_key(keyring.public_binary(Keyring.ECC))
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no gpg anywhere
     with pytest.raises(PGPUnavailable, match=r"apt-get install gnupg"):
@@ -305,9 +269,7 @@ def test_gpg_failing_is_the_servers_fault(
     )
     fake.chmod(0o755)
     key = load_public_key(keyring.public_binary(Keyring.ECC))
-    monkeypatch.setattr(
-        pgp.shutil, "which", lambda name: str(fake) if name == "gpg" else None
-    )
+    monkeypatch.setattr(pgp.shutil, "which", lambda name: str(fake) if name == "gpg" else None)
     if failing != "--encrypt":
         with pytest.raises(PGPUnavailable):
             load_public_key(keyring.public_binary(Keyring.ECC))

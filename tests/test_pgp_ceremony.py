@@ -5,7 +5,6 @@ import base64
 import pytest
 
 from app import shamir
-
 from helpers import assert_error
 
 V1 = "/v1/sys"
@@ -34,7 +33,7 @@ def test_init_encrypts_each_share_to_its_holder(client, keyring):
     assert shamir.combine(shares[:2]) == shamir.combine(shares[1:])
     registry = client.get(f"{V1}/shares").get_json()["shares"]
     assert {(s["index"], s["pgp_fingerprint"]) for s in registry} == {
-        (s[-1], keyring.fingerprint(n)) for s, n in zip(shares, names)
+        (s[-1], keyring.fingerprint(n)) for s, n in zip(shares, names, strict=True)
     }
 
 
@@ -45,7 +44,9 @@ def test_the_new_share_is_encrypted_to_the_attempts_key(client, shares, keyring,
     pgp_key = b64(getattr(keyring, form)(key_name))
     started = client.put(f"{V1}/generate-share/attempt", json={"pgp_key": pgp_key}).get_json()
     assert started["pgp_fingerprint"] == keyring.fingerprint(key_name)
-    assert client.get(f"{V1}/generate-share/attempt").get_json()["pgp_fingerprint"] == started["pgp_fingerprint"]
+    assert (
+        client.get(f"{V1}/generate-share/attempt").get_json()["pgp_fingerprint"] == started["pgp_fingerprint"]
+    )
     for key in shares[:3]:
         r = client.put(f"{V1}/generate-share/update", json={"key": key, "nonce": started["nonce"]})
     body = r.get_json()
@@ -71,7 +72,9 @@ def test_the_new_share_is_encrypted_to_the_attempts_key(client, shares, keyring,
 )
 def test_unusable_keys_are_refused_and_start_nothing(client, shares, keyring, name, export, fragment):
     pgp_key = b64(getattr(keyring, export)(getattr(keyring, name)))
-    text = assert_error(client.put(f"{V1}/generate-share/attempt", json={"pgp_key": pgp_key}), 400, "pgp_key: ")
+    text = assert_error(
+        client.put(f"{V1}/generate-share/attempt", json={"pgp_key": pgp_key}), 400, "pgp_key: "
+    )
     assert fragment in text.lower()
     assert client.get(f"{V1}/generate-share/attempt").get_json()["started"] is False
 

@@ -20,19 +20,20 @@ def server(tmp_path):
         yield s
 
 
-def init(url, shares=5, threshold=3, **extra):
-    r = requests.put(f"{url}{V1}/init", json={"secret_shares": shares, "secret_threshold": threshold, **extra})
+def init(server, shares=5, threshold=3, **extra):
+    body = {"secret_shares": shares, "secret_threshold": threshold, **extra}
+    r = server.put(f"{V1}/init", json=body)
     assert r.status_code == 200, r.text
     return r.json()
 
 
 def test_a_pgp_ceremony_over_http(server, keyring):
-    keys = init(server.url)["keys"]
+    keys = init(server)["keys"]
     pgp_key = base64.b64encode(keyring.public_binary(keyring.RSA)).decode()
-    started = requests.put(f"{server.url}{V1}/generate-share/attempt", json={"pgp_key": pgp_key}).json()
+    started = server.put(f"{V1}/generate-share/attempt", json={"pgp_key": pgp_key}).json()
     assert started["pgp_fingerprint"] == keyring.fingerprint(keyring.RSA)
     for key in keys[:3]:
-        r = requests.put(f"{server.url}{V1}/generate-share/update", json={"key": key, "nonce": started["nonce"]})
+        r = server.put(f"{V1}/generate-share/update", json={"key": key, "nonce": started["nonce"]})
         assert r.status_code == 200
         assert r.headers["Content-Type"] == "application/json"
         assert r.headers["Cache-Control"] == "no-store"
@@ -49,23 +50,23 @@ def test_a_pgp_ceremony_over_http(server, keyring):
 def test_a_restart_after_kill_9_keeps_the_registry_and_forgets_the_attempt(tmp_path):
     data = tmp_path / "data"
     with Server(data, tmp_path / "1.log") as first:
-        keys = init(first.url)["keys"]
-        nonce = requests.put(f"{first.url}{V1}/generate-share/attempt").json()["nonce"]
+        keys = init(first)["keys"]
+        nonce = first.put(f"{V1}/generate-share/attempt").json()["nonce"]
         for key in keys[:3]:
-            r = requests.put(f"{first.url}{V1}/generate-share/update", json={"key": key, "nonce": nonce})
-        issued = requests.get(f"{first.url}{V1}/shares").json()
+            r = first.put(f"{V1}/generate-share/update", json={"key": key, "nonce": nonce})
+        issued = first.get(f"{V1}/shares").json()
         assert issued["issued"] == 6
-        second_nonce = requests.put(f"{first.url}{V1}/generate-share/attempt").json()["nonce"]
-        requests.put(f"{first.url}{V1}/generate-share/update", json={"key": keys[0], "nonce": second_nonce})
+        second_nonce = first.put(f"{V1}/generate-share/attempt").json()["nonce"]
+        first.put(f"{V1}/generate-share/update", json={"key": keys[0], "nonce": second_nonce})
         first.kill()
     with Server(data, tmp_path / "2.log") as second:
-        assert requests.get(f"{second.url}{V1}/shares").json() == issued
-        assert requests.get(f"{second.url}{V1}/generate-share/attempt").json()["started"] is False
+        assert second.get(f"{V1}/shares").json() == issued
+        assert second.get(f"{V1}/generate-share/attempt").json()["started"] is False
         # The new share made before the crash still works, and its x is never reissued.
         new = r.json()["key"]
-        nonce = requests.put(f"{second.url}{V1}/generate-share/attempt").json()["nonce"]
+        nonce = second.put(f"{V1}/generate-share/attempt").json()["nonce"]
         for key in (new, keys[3], keys[4]):
-            last = requests.put(f"{second.url}{V1}/generate-share/update", json={"key": key, "nonce": nonce}).json()
+            last = second.put(f"{V1}/generate-share/update", json={"key": key, "nonce": nonce}).json()
         assert last["complete"] is True
         assert bytes.fromhex(last["key"])[-1] not in {s["index"] for s in issued["shares"]}
 
@@ -76,7 +77,7 @@ def test_a_second_process_on_the_same_folder_fails_to_start(server, tmp_path):
     assert other.wait() != 0
     assert "already served by another process" in other.output()
     assert "one worker" in other.output()
-    assert requests.get(f"{server.url}{V1}/health").status_code == 200
+    assert server.get(f"{V1}/health").status_code == 200
 
 
 def test_more_than_one_worker_is_refused(tmp_path):
@@ -88,15 +89,17 @@ def test_more_than_one_worker_is_refused(tmp_path):
 
 def test_concurrent_updates_count_each_share_once_and_complete_once(tmp_path):
     with Server(tmp_path / "data", tmp_path / "gunicorn.log", env={"GENERATE_SHARE_THREADS": "16"}) as server:
-        keys = init(server.url, shares=10, threshold=7)["keys"]
-        nonce = requests.put(f"{server.url}{V1}/generate-share/attempt").json()["nonce"]
+        keys = init(server, shares=10, threshold=7)["keys"]
+        nonce = server.put(f"{V1}/generate-share/attempt").json()["nonce"]
         replies = []
         barrier = threading.Barrier(40)
 
         def submit(key):
             session = requests.Session()
             barrier.wait()
-            r = session.put(f"{server.url}{V1}/generate-share/update", json={"key": key, "nonce": nonce})
+            r = session.put(
+                f"{server.url}{V1}/generate-share/update", json={"key": key, "nonce": nonce}, timeout=30
+            )
             replies.append((r.status_code, r.json()))
 
         threads = [threading.Thread(target=submit, args=(keys[i % 10],)) for i in range(40)]
@@ -112,7 +115,7 @@ def test_concurrent_updates_count_each_share_once_and_complete_once(tmp_path):
         old = [bytes.fromhex(k) for k in keys]
         new = bytes.fromhex(complete[0]["key"])
         assert shamir.combine([new, *old[:6]]) == shamir.combine(old[:7])
-        assert requests.get(f"{server.url}{V1}/shares").json()["issued"] == 11
+        assert server.get(f"{V1}/shares").json()["issued"] == 11
 
 
 def test_hvac_works_unchanged(server):
@@ -130,12 +133,12 @@ def test_hvac_works_unchanged(server):
 
 
 def test_the_server_log_never_shows_key_material(server):
-    keys = init(server.url)["keys"]
-    nonce = requests.put(f"{server.url}{V1}/generate-share/attempt").json()["nonce"]
-    requests.put(f"{server.url}{V1}/generate-share/update", json={"key": keys[0], "nonce": "wrong"})
-    requests.put(f"{server.url}{V1}/generate-share/update", json={"key": keys[0][:-4], "nonce": nonce})
+    keys = init(server)["keys"]
+    nonce = server.put(f"{V1}/generate-share/attempt").json()["nonce"]
+    server.put(f"{V1}/generate-share/update", json={"key": keys[0], "nonce": "wrong"})
+    server.put(f"{V1}/generate-share/update", json={"key": keys[0][:-4], "nonce": nonce})
     for key in keys[:3]:
-        last = requests.put(f"{server.url}{V1}/generate-share/update", json={"key": key, "nonce": nonce}).json()
+        last = server.put(f"{V1}/generate-share/update", json={"key": key, "nonce": nonce}).json()
     server.stop()
     log = server.output()
     assert "Booting worker" in log

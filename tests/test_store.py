@@ -16,7 +16,9 @@ def make_state(**changes) -> State:
         "key_length": 32,
         "verifier_salt": b"s" * 32,
         "verifier_mac": b"m" * 32,
-        "shares": tuple(ShareRecord(index=x, origin="init", issued_at="2026-11-26T13:00:00Z") for x in (4, 9, 200)),
+        "shares": tuple(
+            ShareRecord(index=x, origin="init", issued_at="2026-11-26T13:00:00Z") for x in (4, 9, 200)
+        ),
     }
     fields.update(changes)
     return State(**fields)
@@ -41,7 +43,9 @@ def test_state_survives_reopening_and_files_are_0600(tmp_path, store):
     store.close()
     again = Store.open(tmp_path / "data")
     try:
-        assert again.state == make_state(shares=make_state().shares + (ShareRecord(77, "generate-share", "t", "ab"),))
+        assert again.state == make_state(
+            shares=make_state().shares + (ShareRecord(77, "generate-share", "t", "ab"),)
+        )
         assert again.state.issued_x == {4, 9, 200, 77}
     finally:
         again.close()

@@ -30,7 +30,7 @@ def load_body(schema: Schema) -> dict:
             data = json.loads(raw, parse_constant=_refuse_constant)
         except (ValueError, RecursionError):
             raise BadRequest(
-                "the request body is not valid JSON; send a JSON object such as {\"key\": \"...\"}"
+                'the request body is not valid JSON; send a JSON object such as {"key": "..."}'
             ) from None
     else:
         data = {}

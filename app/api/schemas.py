@@ -76,9 +76,7 @@ class Request(Schema):
         if not isinstance(data, dict):
             raise ValidationError("the request body must be a JSON object")
         return {
-            k: v
-            for k, v in data.items()
-            if v is not None and not (v == "" and k in self.empty_is_absent)
+            k: v for k, v in data.items() if v is not None and not (v == "" and k in self.empty_is_absent)
         }
 
 
@@ -110,7 +108,8 @@ class InitRequest(Request):
             "is the key itself, so there would be no shares to regenerate",
         ),
         error_messages={
-            "required": "secret_threshold is required: how many shares rebuild the key, from 2 to secret_shares",
+            "required": "secret_threshold is required: how many shares rebuild the key, "
+            "from 2 to secret_shares",
             "invalid": "secret_threshold must be a JSON integer from 2 to secret_shares",
         },
     )
@@ -125,9 +124,7 @@ class InitRequest(Request):
         """Check the rules that join several fields."""
         shares, threshold = data["secret_shares"], data["secret_threshold"]
         if threshold > shares:
-            raise ValidationError(
-                f"secret_threshold ({threshold}) must not exceed secret_shares ({shares})"
-            )
+            raise ValidationError(f"secret_threshold ({threshold}) must not exceed secret_shares ({shares})")
         keys = data.get("pgp_keys")
         if keys is not None and len(keys) != shares:
             raise ValidationError(
