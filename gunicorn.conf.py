@@ -22,7 +22,8 @@ graceful_timeout = 30
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("GENERATE_SHARE_LOG_LEVEL", "info").lower()
-forwarded_allow_ips = "127.0.0.1,::1"
+# gunicorn 27's control socket is shared per user; the service needs none.
+control_socket_disable = True
 
 
 def on_starting(server):
