@@ -4,7 +4,9 @@ import logging
 from collections.abc import Mapping
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import logs
 from .api import register_api
 from .api.common import EXTENSION
 from .errors import StartupError
@@ -18,6 +20,7 @@ DEFAULTS = {
     "REQUIRE_NONCE": False,
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "LOG_LEVEL": "INFO",
+    "TRUSTED_PROXIES": 0,
 }
 
 
@@ -30,7 +33,12 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     else:
         app.config.from_mapping(test_config)
     _check_config(app.config)
-    logging.getLogger("app").setLevel(app.config["LOG_LEVEL"])
+    logs.configure(app.config["LOG_LEVEL"])
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies:
+        # Trust exactly this many X-Forwarded-* hops: the audit trail records
+        # the client address that results.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
 
     store = Store.open(app.config["DATA_DIR"])
     app.extensions[EXTENSION] = GenerateShareService(
@@ -52,5 +60,8 @@ def _check_config(config: Mapping) -> None:
     if not isinstance(level, str) or level.upper() not in logging.getLevelNamesMapping():
         raise StartupError("GENERATE_SHARE_LOG_LEVEL must be a level name such as INFO or DEBUG")
     config["LOG_LEVEL"] = level.upper()
+    proxies = config["TRUSTED_PROXIES"]
+    if type(proxies) is not int or not 0 <= proxies <= 10:
+        raise StartupError("GENERATE_SHARE_TRUSTED_PROXIES must be a whole number of proxy hops, 0 to 10")
     if not isinstance(config["REQUIRE_NONCE"], (bool, int)):
         raise StartupError("GENERATE_SHARE_REQUIRE_NONCE must be true or false")

@@ -20,9 +20,11 @@ class ServiceError(Exception):
 
     status = 400
 
-    def __init__(self, *messages: str):
+    def __init__(self, *messages: str, audited: bool = False):
         super().__init__(*messages)
         self.messages = list(messages)
+        #: True when the service already wrote this refusal to the audit trail.
+        self.audited = audited
 
 
 class BadRequest(ServiceError):

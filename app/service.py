@@ -22,7 +22,7 @@ from . import pgp as pgp_module
 from . import shamir
 from .encoding import decode_share
 from .errors import BadRequest, Conflict, NotInitialized
-from .store import ShareRecord, State, Store
+from .store import Head, ShareRecord, State, Store
 
 __all__ = ["GenerateShareService", "Status", "InitResult", "Registry", "KEY_LENGTH"]
 
@@ -46,6 +46,10 @@ def _wipe(buffers: Sequence[bytearray]) -> None:
     """Overwrite secret buffers: best effort, since Python may hold other copies."""
     for buf in buffers:
         buf[:] = bytes(len(buf))
+
+
+def _fingerprint(key: pgp_module.PublicKey | None) -> str:
+    return key.fingerprint if key is not None else ""
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class Registry:
     threshold: int
     share_limit: int
     shares: tuple[ShareRecord, ...]
+    audit_head: Head
 
     @property
     def issued(self) -> int:
@@ -116,13 +121,18 @@ class GenerateShareService:
         return self._store.state is not None
 
     def initialize(
-        self, secret_shares: int, secret_threshold: int, pgp_keys: Sequence[bytes] | None = None
+        self,
+        secret_shares: int,
+        secret_threshold: int,
+        pgp_keys: Sequence[bytes] | None = None,
+        share_limit: int | None = None,
     ) -> InitResult:
         """Create the master key, split it, record the registry; return the shares."""
-        if not 2 <= secret_threshold <= secret_shares <= MAX_X:
+        share_limit = MAX_X if share_limit is None else share_limit
+        if not 2 <= secret_threshold <= secret_shares <= share_limit <= MAX_X:
             raise BadRequest(
-                "secret_threshold and secret_shares must satisfy "
-                "2 <= secret_threshold <= secret_shares <= 255"
+                "secret_threshold, secret_shares and share_limit must satisfy "
+                "2 <= secret_threshold <= secret_shares <= share_limit <= 255"
             )
         if pgp_keys is not None and len(pgp_keys) != secret_shares:
             raise BadRequest(
@@ -154,8 +164,15 @@ class GenerateShareService:
                     key_length=KEY_LENGTH,
                     verifier_salt=salt,
                     verifier_mac=mac,
+                    share_limit=share_limit,
                     shares=records,
-                )
+                ),
+                "init",
+                threshold=secret_threshold,
+                shares=secret_shares,
+                share_limit=share_limit,
+                indices=xs,
+                pgp_fingerprints=fingerprints,
             )
             return InitResult(keys=out, pgp_fingerprints=fingerprints)
 
@@ -177,14 +194,18 @@ class GenerateShareService:
                     f"DELETE {_ATTEMPT_URL} before starting another"
                 )
             self._free_x(state)  # refuse now rather than after the quorum gathered
-            self._attempt = _Attempt(nonce=str(uuid.uuid4()), pgp_key=key)
+            attempt = _Attempt(nonce=str(uuid.uuid4()), pgp_key=key)
+            self._store.record("attempt_started", nonce=attempt.nonce, pgp_fingerprint=_fingerprint(key))
+            self._attempt = attempt
             return self._status(state)
 
     def cancel(self) -> None:
         """Drop the attempt in progress and every share submitted to it."""
         with self._lock:
-            if self._attempt is not None:
-                _wipe(self._attempt.shares)
+            attempt = self._attempt
+            if attempt is not None:
+                self._store.record("attempt_cancelled", nonce=attempt.nonce, progress=len(attempt.shares))
+                _wipe(attempt.shares)
                 self._attempt = None
 
     def update(self, key: str, nonce: str | None = None) -> Status:
@@ -215,6 +236,9 @@ class GenerateShareService:
                         f"a different share with x = {x} was already submitted in this attempt; "
                         "every share has its own x, so one of the two is wrong"
                     )
+            self._store.record(
+                "share_accepted", nonce=attempt.nonce, index=x, progress=len(attempt.shares) + 1
+            )
             attempt.shares.append(bytearray(share))
             if len(attempt.shares) < state.threshold:
                 return self._status(state)
@@ -235,20 +259,26 @@ class GenerateShareService:
         finally:
             _wipe([master])
         if not ok:
+            self._store.record("reconstruction_failed", nonce=attempt.nonce, indices=[s[-1] for s in shares])
             raise BadRequest(
                 "the submitted shares did not reconstruct the master key; progress "
-                "was reset to 0: each holder should check their share and submit it again"
+                "was reset to 0: each holder should check their share and submit it again",
+                audited=True,
             )
         x = secrets.choice(self._free_x(state))
         new_share = shamir.interpolate(shares, x)
         key = self._encrypt(new_share, attempt.pgp_key) if attempt.pgp_key else new_share
-        fingerprint = attempt.pgp_key.fingerprint if attempt.pgp_key else ""
+        fingerprint = _fingerprint(attempt.pgp_key)
         # Recorded durably before anyone sees it: a share the registry does not
         # list must never exist. If this raises, nothing was handed out.
         self._store.add_share(
             ShareRecord(
                 index=x, origin="generate-share", issued_at=self._clock(), pgp_fingerprint=fingerprint
-            )
+            ),
+            "share_issued",
+            nonce=attempt.nonce,
+            index=x,
+            pgp_fingerprint=fingerprint,
         )
         self._attempt = None
         return Status(
@@ -267,13 +297,30 @@ class GenerateShareService:
         """List every share ever issued."""
         with self._lock:
             state = self._state()
-            return Registry(threshold=state.threshold, share_limit=state.share_limit, shares=state.shares)
+            return Registry(
+                threshold=state.threshold,
+                share_limit=state.share_limit,
+                shares=state.shares,
+                audit_head=self._store.head,
+            )
 
-    def in_progress(self) -> bool:
-        """Tell whether a share generation attempt is under way."""
-        return self._attempt is not None
+    def health(self) -> dict:
+        """Report what a probe or a holder may know at a glance."""
+        with self._lock:
+            state = self._store.state
+            return {
+                "initialized": state is not None,
+                "generate_share_in_progress": self._attempt is not None,
+                "share_limit": state.share_limit if state else None,
+                "shares_issued": len(state.shares) if state else 0,
+            }
 
     # -- helpers ----------------------------------------------------------
+
+    def record_refusal(self, action: str, reason: str) -> None:
+        """Write a refused request to the audit trail."""
+        with self._lock:
+            self._store.record("refused", action=action, reason=reason)
 
     def _state(self) -> State:
         state = self._store.state
@@ -290,7 +337,7 @@ class GenerateShareService:
             nonce=attempt.nonce,
             progress=len(attempt.shares),
             required=state.threshold,
-            pgp_fingerprint=attempt.pgp_key.fingerprint if attempt.pgp_key else "",
+            pgp_fingerprint=_fingerprint(attempt.pgp_key),
         )
 
     def _check_nonce(self, attempt: _Attempt, nonce: str | None) -> None:
@@ -307,6 +354,12 @@ class GenerateShareService:
             )
 
     def _free_x(self, state: State) -> list[int]:
+        if len(state.shares) >= state.share_limit:
+            raise Conflict(
+                f"the share limit of {state.share_limit} was reached ({len(state.shares)} shares "
+                "issued), so no further share can be generated; the limit was fixed at init "
+                "and cannot be raised"
+            )
         free = sorted(set(range(1, MAX_X + 1)) - state.issued_x)
         if not free:
             raise Conflict(

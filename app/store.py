@@ -14,14 +14,19 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
+from .audit import AUDIT_FILE, GENESIS, STATE_EVENTS, AuditTrail, line_hash, make_line
 from .errors import StartupError, Unavailable
 
-__all__ = ["ShareRecord", "State", "Store"]
+__all__ = ["Head", "ShareRecord", "State", "Store", "load_state_file"]
+
+log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
 LOCK_FILE = "lock"
@@ -54,24 +59,19 @@ class State:
         """Return every x ever handed out."""
         return frozenset(r.index for r in self.shares)
 
-    def to_json(self) -> bytes:
-        """Serialize for the data file."""
-        doc = {
-            "format": FORMAT,
+    def to_dict(self) -> dict:
+        """Return the JSON-ready form kept in the state file."""
+        return {
             "threshold": self.threshold,
             "key_length": self.key_length,
             "share_limit": self.share_limit,
             "verifier": {"salt": self.verifier_salt.hex(), "hmac": self.verifier_mac.hex()},
             "shares": [asdict(r) for r in self.shares],
         }
-        return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
 
     @classmethod
-    def from_json(cls, raw: bytes) -> State:
-        """Parse the data file; ValueError names what is wrong."""
-        doc = json.loads(raw)
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise ValueError(f"unknown format (expected format {FORMAT})")
+    def from_dict(cls, doc: dict) -> State:
+        """Parse the state file's form; ValueError names what is wrong."""
         try:
             shares = tuple(
                 ShareRecord(
@@ -90,11 +90,63 @@ class State:
                 verifier_mac=bytes.fromhex(doc["verifier"]["hmac"]),
                 shares=shares,
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"missing or mistyped field {exc}") from None
         if len(state.issued_x) != len(shares):
             raise ValueError("the registry lists the same x twice")
         return state
+
+
+@dataclass(frozen=True)
+class Head:
+    """The last line of the audit trail that the state file vouches for."""
+
+    seq: int = 0
+    digest: str = GENESIS
+
+
+def encode_state_file(state: State | None, head: Head) -> bytes:
+    """Serialize the whole state file."""
+    doc = {
+        "format": FORMAT,
+        "audit": {"seq": head.seq, "head": head.digest},
+        "state": state.to_dict() if state is not None else None,
+    }
+    return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
+
+
+def parse_state_file(raw: bytes) -> tuple[State | None, Head]:
+    """Parse the whole state file; ValueError names what is wrong."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise ValueError("it is not valid JSON") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ValueError(f"unknown format (expected format {FORMAT})")
+    try:
+        head = Head(seq=_int(doc["audit"]["seq"], 0, 2**62), digest=str(doc["audit"]["head"]))
+        raw_state = doc["state"]
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"missing or mistyped field {exc}") from None
+    return (State.from_dict(raw_state) if raw_state is not None else None), head
+
+
+def load_state_file(file: Path) -> dict:
+    """Read a state file for verification: {"audit": ..., "state": ...} or ValueError."""
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        return {"audit": {"seq": 0, "head": GENESIS}, "state": None}
+    except OSError as exc:
+        raise ValueError(f"cannot read the data file {file}: {exc.strerror}") from None
+    try:
+        state, head = parse_state_file(raw)
+    except ValueError as exc:
+        raise ValueError(f"the data file {file} is damaged ({exc})") from None
+    return {
+        "audit": {"seq": head.seq, "head": head.digest},
+        "state": state.to_dict() if state is not None else None,
+    }
 
 
 def _int(value: object, low: int, high: int) -> int:
@@ -105,15 +157,18 @@ def _int(value: object, low: int, high: int) -> int:
 
 
 class Store:
-    """The data folder: state file, exclusive lock, atomic writes."""
+    """The data folder: state file, audit trail, exclusive lock, atomic writes."""
 
-    def __init__(self, path: Path, lock_fd: int, state: State | None):
+    def __init__(self, path: Path, lock_fd: int, trail: AuditTrail, state: State | None, head: Head, clock):
         self.path = path
         self._lock_fd = lock_fd
+        self._trail = trail
         self._state = state
+        self._head = head
+        self._clock = clock
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> Store:
+    def open(cls, path: str | os.PathLike, *, clock=None) -> Store:
         """Take the data folder for this process and load its state."""
         path = Path(path).absolute()
         if path.exists() and not path.is_dir():
@@ -128,13 +183,23 @@ class Store:
                 "fix its owner or permissions (the service keeps it at 0700)"
             )
         lock_fd = cls._lock(path)
+        trail = None
         try:
             cls._remove_leftovers(path)
-            state = cls._load(path / STATE_FILE)
+            state, head = cls._load(path / STATE_FILE)
+            try:
+                trail = AuditTrail(path / AUDIT_FILE)
+            except OSError as exc:
+                raise StartupError(
+                    f"cannot open the audit trail {path / AUDIT_FILE}: {exc.strerror}"
+                ) from None
+            head = cls._reconcile(trail, head)
         except BaseException:
+            if trail is not None:
+                trail.close()
             os.close(lock_fd)
             raise
-        return cls(path, lock_fd, state)
+        return cls(path, lock_fd, trail, state, head, clock or _utc_now)
 
     @staticmethod
     def _lock(path: Path) -> int:
@@ -168,55 +233,110 @@ class Store:
             leftover.unlink(missing_ok=True)
 
     @staticmethod
-    def _load(file: Path) -> State | None:
+    def _load(file: Path) -> tuple[State | None, Head]:
         """Read the state file; refuse to start, untouched, if it is damaged."""
         try:
             raw = file.read_bytes()
         except FileNotFoundError:
-            return None
+            return None, Head()
         except OSError as exc:
             raise StartupError(f"cannot read the data file {file}: {exc.strerror}") from None
         try:
-            return State.from_json(raw)
+            return parse_state_file(raw)
         except ValueError as exc:
             raise StartupError(
                 f"the data file {file} is damaged ({exc}); it was left untouched: "
                 "restore it from a backup before starting the service"
             ) from None
 
+    @staticmethod
+    def _reconcile(trail: AuditTrail, head: Head) -> Head:
+        """Find the trail's last line and check it against the state file's head."""
+        raw = trail.read()
+        lines = raw.split(b"\n")
+        tail = lines.pop()
+        problem = None
+        if tail:
+            problem = "its last line is incomplete"
+        elif len(lines) < head.seq:
+            problem = f"it ends at line {len(lines)} but the state file vouches for line {head.seq}"
+        elif head.seq and line_hash(lines[head.seq - 1]) != head.digest:
+            problem = f"line {head.seq} differs from the one the state file recorded"
+        if problem is None and len(lines) > head.seq and _event_of(lines[-1]) in STATE_EVENTS:
+            # A change of state whose line was written but whose state file was
+            # not (a crash between the two writes): it never happened and no
+            # reply was sent, so its line goes.
+            trail.truncate(len(raw) - len(lines[-1]) - 1)
+            log.warning("audit trail: removed line %d, a change the state file never recorded", len(lines))
+            lines.pop()
+        if problem is not None:
+            raise StartupError(
+                f"the audit trail {trail.path} does not match the data file ({problem}); "
+                "it was left untouched: check it with 'python -m app.audit verify' and restore "
+                "the data folder from a backup"
+            )
+        if len(lines) == head.seq:
+            return head
+        return Head(seq=len(lines), digest=line_hash(lines[-1]))
+
     @property
     def state(self) -> State | None:
         """Return the current state, or None before initialization."""
         return self._state
 
-    def initialize(self, state: State) -> None:
-        """Record the state of a freshly initialized service."""
+    @property
+    def head(self) -> Head:
+        """Return the audit trail's last line."""
+        return self._head
+
+    def record(self, event: str, /, **fields) -> None:
+        """Append one event to the audit trail, durably, without a change of state."""
+        self._commit(event, fields, None)
+
+    def initialize(self, state: State, event: str, /, **fields) -> None:
+        """Record the state of a freshly initialized service, with its event."""
         if self._state is not None:
             raise RuntimeError("the store is already initialized")
-        self._commit(state)
+        self._commit(event, fields, state)
 
-    def add_share(self, record: ShareRecord) -> None:
-        """Record one newly issued x durably."""
+    def add_share(self, record: ShareRecord, event: str, /, **fields) -> None:
+        """Record one newly issued x durably, with its event."""
         state = self._require_state()
         if record.index in state.issued_x:
             raise RuntimeError("that x was issued before")
-        self._commit(replace(state, shares=state.shares + (record,)))
+        self._commit(event, fields, replace(state, shares=state.shares + (record,)))
 
     def _require_state(self) -> State:
         if self._state is None:
             raise RuntimeError("the store is not initialized")
         return self._state
 
-    def _commit(self, state: State) -> None:
-        """Write ``state`` atomically, then make it the current state."""
+    def _commit(self, event: str, fields: dict, state: State | None) -> None:
+        """Append the event's line, then (for a change of state) the state file.
+
+        Either both are durable when this returns, or neither changed: a failed
+        state write cuts the line it follows back off the trail.
+        """
+        line = make_line(self._head.seq + 1, self._head.digest, self._clock(), event, fields)
+        head = Head(seq=self._head.seq + 1, digest=line_hash(line))
+        size = self._trail.size()
         try:
-            self._write_atomic(STATE_FILE, state.to_json())
+            self._trail.append(line)
+            if state is not None:
+                try:
+                    self._write_atomic(STATE_FILE, encode_state_file(state, head))
+                except OSError:
+                    self._trail.truncate(size)
+                    raise
         except OSError as exc:
+            log.error("could not record %s: %s", event, exc.strerror or exc)
             raise Unavailable(
                 f"the server could not record the change ({exc.strerror or 'I/O error'}); "
                 "nothing was changed or issued: retry once the server's disk is fixed"
             ) from None
-        self._state = state
+        self._head = head
+        if state is not None:
+            self._state = state
 
     def _write_atomic(self, name: str, data: bytes) -> None:
         """Replace ``name`` with ``data``: temporary file, fsync, rename, fsync folder."""
@@ -239,5 +359,20 @@ class Store:
     def close(self) -> None:
         """Release the data folder."""
         if self._lock_fd >= 0:
+            self._trail.close()
             os.close(self._lock_fd)
             self._lock_fd = -1
+
+
+def _event_of(line: bytes) -> str | None:
+    """Return the event name of a trail line, or None if it does not parse."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event.get("event") if isinstance(event, dict) else None
+
+
+def _utc_now() -> str:
+    """Return the current time as RFC 3339 UTC, to the millisecond."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

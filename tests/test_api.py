@@ -73,7 +73,9 @@ def test_a_second_init_is_refused_and_changes_nothing(client, shares):
     before = client.get(f"{V1}/shares").get_json()
     r = client.put(f"{V1}/init", json={"secret_shares": 3, "secret_threshold": 2})
     assert_error(r, 400, "already initialized")
-    assert client.get(f"{V1}/shares").get_json() == before
+    after = client.get(f"{V1}/shares").get_json()
+    assert after.pop("audit_head")["seq"] == before.pop("audit_head")["seq"] + 1  # the refusal
+    assert after == before
 
 
 def test_init_ignores_unknown_fields_and_nulls_as_hvac_sends_them(client):
@@ -94,7 +96,7 @@ def test_init_ignores_unknown_fields_and_nulls_as_hvac_sends_them(client):
 def test_init_of_255_shares_uses_every_x_and_leaves_no_room(client):
     r = client.post(f"{V1}/init", json={"secret_shares": 255, "secret_threshold": 2})
     assert sorted(bytes.fromhex(k)[-1] for k in r.get_json()["keys"]) == list(range(1, 256))
-    assert_error(client.put(f"{V1}/generate-share/attempt"), 400, "all 255 x coordinates")
+    assert_error(client.put(f"{V1}/generate-share/attempt"), 400, "share limit of 255 was reached")
     assert status(client)["started"] is False
 
 
@@ -134,7 +136,7 @@ def test_bad_init_bodies_are_refused_and_change_nothing(client, body, fragment):
     assert_error(r, 400, fragment)
     assert client.get(f"{V1}/init").get_json() == {"initialized": False}
     folder = client.application.extensions["generate_share_store"].path
-    assert [p.name for p in folder.iterdir()] == ["lock"]
+    assert sorted(p.name for p in folder.iterdir()) == ["audit.log", "lock"]
 
 
 # -- the attempt ------------------------------------------------------------

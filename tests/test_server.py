@@ -60,7 +60,10 @@ def test_a_restart_after_kill_9_keeps_the_registry_and_forgets_the_attempt(tmp_p
         first.put(f"{V1}/generate-share/update", json={"key": keys[0], "nonce": second_nonce})
         first.kill()
     with Server(data, tmp_path / "2.log") as second:
-        assert second.get(f"{V1}/shares").json() == issued
+        after = second.get(f"{V1}/shares").json()
+        # Two more lines: the second attempt's start and its one accepted share.
+        assert after.pop("audit_head")["seq"] == issued.pop("audit_head")["seq"] + 2
+        assert after == issued
         assert second.get(f"{V1}/generate-share/attempt").json()["started"] is False
         # The new share made before the crash still works, and its x is never reissued.
         new = r.json()["key"]

@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from app.errors import StartupError, Unavailable
-from app.store import STATE_FILE, ShareRecord, State, Store
+from app.store import STATE_FILE, Head, ShareRecord, State, Store, encode_state_file
 
 
 def make_state(**changes) -> State:
@@ -38,8 +38,10 @@ def test_a_new_folder_is_private_and_uninitialized(tmp_path, store):
 
 
 def test_state_survives_reopening_and_files_are_0600(tmp_path, store):
-    store.initialize(make_state())
-    store.add_share(ShareRecord(index=77, origin="generate-share", issued_at="t", pgp_fingerprint="ab"))
+    store.initialize(make_state(), "init")
+    store.add_share(
+        ShareRecord(index=77, origin="generate-share", issued_at="t", pgp_fingerprint="ab"), "share_issued", index=77
+    )
     store.close()
     again = Store.open(tmp_path / "data")
     try:
@@ -50,7 +52,7 @@ def test_state_survives_reopening_and_files_are_0600(tmp_path, store):
     finally:
         again.close()
     assert stat.S_IMODE(os.stat(tmp_path / "data" / STATE_FILE).st_mode) == 0o600
-    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["lock", STATE_FILE]
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["audit.log", "lock", STATE_FILE]
 
 
 def test_a_second_open_of_the_same_folder_is_refused(tmp_path, store):
@@ -66,9 +68,10 @@ def test_a_second_open_of_the_same_folder_is_refused(tmp_path, store):
         b"[]",
         b'{"format": 2}',
         json.dumps({"format": 1, "threshold": 3}).encode(),
-        make_state().to_json().replace(b'"threshold": 3', b'"threshold": "3"'),
-        make_state().to_json().replace(b'"index": 9', b'"index": 4'),
-        make_state().to_json().replace(b'"index": 9', b'"index": 0'),
+        json.dumps({"format": 1, "audit": {"seq": "1", "head": ""}, "state": None}).encode(),
+        encode_state_file(make_state(), Head()).replace(b'"threshold": 3', b'"threshold": "3"'),
+        encode_state_file(make_state(), Head()).replace(b'"index": 9', b'"index": 4'),
+        encode_state_file(make_state(), Head()).replace(b'"index": 9', b'"index": 0'),
     ],
 )
 def test_a_damaged_state_file_stops_the_start_and_is_left_untouched(tmp_path, content):
@@ -81,7 +84,7 @@ def test_a_damaged_state_file_stops_the_start_and_is_left_untouched(tmp_path, co
     assert "left untouched" in str(err.value)
     assert (folder / STATE_FILE).read_bytes() == content
     # The refusal released the lock: a repaired folder can be opened.
-    (folder / STATE_FILE).write_bytes(make_state().to_json())
+    (folder / STATE_FILE).write_bytes(encode_state_file(make_state(), Head()))
     Store.open(folder).close()
 
 
@@ -95,7 +98,7 @@ def test_a_folder_that_cannot_be_made_is_refused_by_name(tmp_path):
 
 
 def test_a_failed_write_changes_nothing(tmp_path, store, monkeypatch):
-    store.initialize(make_state())
+    store.initialize(make_state(), "init")
     before = (tmp_path / "data" / STATE_FILE).read_bytes()
 
     def disk_full(fd):
@@ -103,15 +106,15 @@ def test_a_failed_write_changes_nothing(tmp_path, store, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(Unavailable, match="nothing was changed or issued"):
-        store.add_share(ShareRecord(index=5, origin="generate-share", issued_at="t"))
+        store.add_share(ShareRecord(index=5, origin="generate-share", issued_at="t"), "share_issued", index=5)
     monkeypatch.undo()
     assert store.state == make_state()
     assert (tmp_path / "data" / STATE_FILE).read_bytes() == before
-    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["lock", STATE_FILE]
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["audit.log", "lock", STATE_FILE]
 
 
 def test_leftover_temporary_files_of_a_crash_are_removed(tmp_path, store):
-    store.initialize(make_state())
+    store.initialize(make_state(), "init")
     store.close()
     leftover = tmp_path / "data" / f".{STATE_FILE}.abc123.tmp"
     leftover.write_bytes(b'{"half": ')
@@ -124,6 +127,6 @@ def test_leftover_temporary_files_of_a_crash_are_removed(tmp_path, store):
 
 
 def test_an_x_cannot_be_recorded_twice(store):
-    store.initialize(make_state())
+    store.initialize(make_state(), "init")
     with pytest.raises(RuntimeError):
-        store.add_share(ShareRecord(index=9, origin="generate-share", issued_at="t"))
+        store.add_share(ShareRecord(index=9, origin="generate-share", issued_at="t"), "share_issued", index=9)

@@ -7,6 +7,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from ..errors import ServiceError
+from .common import get_service
 
 __all__ = ["register", "error_response"]
 
@@ -23,7 +24,17 @@ def error_response(status: int, *messages: str, headers=None) -> Response:
     )
 
 
+WRITES = frozenset({"PUT", "POST", "DELETE"})
+
+
 def _service_error(exc: ServiceError) -> Response:
+    if request.method in WRITES and exc.status < 500 and not exc.audited:
+        # Every refused write goes into the audit trail with its reason.
+        action = (request.endpoint or "unknown").rpartition(".")[2]
+        try:
+            get_service().record_refusal(action, " ".join(exc.messages))
+        except ServiceError as failed:
+            return error_response(failed.status, *failed.messages)
     return error_response(exc.status, *exc.messages)
 
 
@@ -56,16 +67,8 @@ def _unexpected(exc: Exception) -> Response:
     return error_response(500, "internal server error; the detail is in the server log")
 
 
-def _no_cache(response: Response) -> Response:
-    """Keep replies (some carry shares) out of every cache."""
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
 def register(app: Flask) -> None:
-    """Install the error handlers and the headers every reply carries."""
+    """Install the error handlers."""
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
-    app.after_request(_no_cache)

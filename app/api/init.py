@@ -22,5 +22,7 @@ def read_init():
 def initialize():
     """Create the master key, split it, and hand out the shares."""
     body = load_body(INIT_REQUEST)
-    result = get_service().initialize(body["secret_shares"], body["secret_threshold"], body["pgp_keys"])
+    result = get_service().initialize(
+        body["secret_shares"], body["secret_threshold"], body["pgp_keys"], body["share_limit"]
+    )
     return reply(INIT_REPLY, result)

@@ -27,12 +27,4 @@ def registry():
 @bp.get("/health")
 def health():
     """Report whether the service is initialized and busy."""
-    service = get_service()
-    return reply(
-        HEALTH_REPLY,
-        {
-            "initialized": service.is_initialized(),
-            "generate_share_in_progress": service.in_progress(),
-            "version": VERSION,
-        },
-    )
+    return reply(HEALTH_REPLY, get_service().health() | {"version": VERSION})

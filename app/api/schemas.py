@@ -119,12 +119,25 @@ class InitRequest(Request):
         error_messages={"invalid": "pgp_keys must be a JSON list with one PGP key per share"},
     )
 
+    share_limit = StrictInteger(
+        load_default=None,
+        validate=validate.Range(min=2, max=255, error="share_limit must be from secret_shares to 255 (the default)"),
+        error_messages={"invalid": "share_limit must be a JSON integer from secret_shares to 255"},
+        metadata={"description": "the most shares that may ever exist; fixed at init (default 255)"},
+    )
+
     @validates_schema(skip_on_field_errors=True)
     def _threshold_fits(self, data, **kwargs):
         """Check the rules that join several fields."""
         shares, threshold = data["secret_shares"], data["secret_threshold"]
         if threshold > shares:
             raise ValidationError(f"secret_threshold ({threshold}) must not exceed secret_shares ({shares})")
+        limit = data.get("share_limit")
+        if limit is not None and limit < shares:
+            raise ValidationError(
+                f"share_limit ({limit}) must be at least secret_shares ({shares}): "
+                "the limit counts the shares made at init too"
+            )
         keys = data.get("pgp_keys")
         if keys is not None and len(keys) != shares:
             raise ValidationError(
@@ -203,6 +216,13 @@ class ShareRecordReply(Schema):
     pgp_fingerprint = fields.String(required=True)
 
 
+class AuditHeadReply(Schema):
+    """The last line of the audit trail: note it to catch lines cut from the end."""
+
+    seq = fields.Integer(required=True)
+    hash = fields.String(attribute="digest", required=True)
+
+
 class SharesReply(Schema):
     """GET /sys/shares: the registry."""
 
@@ -210,6 +230,7 @@ class SharesReply(Schema):
     share_limit = fields.Integer(required=True)
     issued = fields.Integer(required=True)
     shares = fields.List(fields.Nested(ShareRecordReply), required=True)
+    audit_head = fields.Nested(AuditHeadReply, required=True)
 
 
 class HealthReply(Schema):
@@ -217,6 +238,8 @@ class HealthReply(Schema):
 
     initialized = fields.Boolean(required=True)
     generate_share_in_progress = fields.Boolean(required=True)
+    share_limit = fields.Integer(required=True, allow_none=True)
+    shares_issued = fields.Integer(required=True)
     version = fields.String(required=True)
 
 

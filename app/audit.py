@@ -1,0 +1,242 @@
+"""The audit trail: one JSON line per event, chained by SHA-256.
+
+Each line carries the hash of the line before it, so editing, deleting or
+reordering any line breaks the chain. The state file records the head of the
+chain at every change of state, and ``GET /v1/sys/shares`` shows the current
+head to every holder: a head noted in the minutes of a ceremony also catches
+lines cut from the end. No line ever holds key material: events name x
+coordinates, nonces and PGP fingerprints only.
+
+``verify(data_dir)`` (and ``generate-share audit verify``) checks the chain,
+replays the registry from it and compares the result with the state file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "AUDIT_FILE",
+    "GENESIS",
+    "REQUEST",
+    "RequestInfo",
+    "Report",
+    "STATE_EVENTS",
+    "AuditTrail",
+    "line_hash",
+    "make_line",
+    "verify",
+]
+
+AUDIT_FILE = "audit.log"
+GENESIS = "0" * 64
+#: Events that change the state file; every other event only appends a line.
+STATE_EVENTS = frozenset({"init", "share_issued"})
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """Who asked: the request id and the client address (after trusted proxies)."""
+
+    request_id: str = ""
+    client: str = "local"
+
+
+#: Set by the HTTP layer for each request; the service and store never see Flask.
+REQUEST: ContextVar[RequestInfo] = ContextVar(
+    "generate_share_request",
+    default=RequestInfo(),  # noqa: B039 (a frozen dataclass, immutable)
+)
+
+
+def line_hash(line: bytes) -> str:
+    """Return the SHA-256 of one line, without its newline."""
+    return hashlib.sha256(line.rstrip(b"\n")).hexdigest()
+
+
+def make_line(seq: int, prev: str, time: str, event: str, fields: dict) -> bytes:
+    """Serialize one event as a canonical JSON line."""
+    who = REQUEST.get()
+    doc = {
+        **fields,
+        "seq": seq,
+        "time": time,
+        "event": event,
+        "request_id": who.request_id,
+        "client": who.client,
+        "prev": prev,
+    }
+    return (json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
+class AuditTrail:
+    """The append-only file; the store serializes every call."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+
+    def read(self) -> bytes:
+        """Return the whole file."""
+        return self.path.read_bytes()
+
+    def size(self) -> int:
+        """Return the file's length in bytes."""
+        return os.fstat(self._fd).st_size
+
+    def append(self, line: bytes) -> None:
+        """Append one line and fsync it; on failure leave the file as it was."""
+        size = self.size()
+        try:
+            written = os.write(self._fd, line)
+            if written != len(line):
+                raise OSError(28, "short write")
+            os.fsync(self._fd)
+        except OSError:
+            self.truncate(size)
+            raise
+
+    def truncate(self, size: int) -> None:
+        """Cut the file back to ``size`` bytes (undo an append that did not commit)."""
+        os.ftruncate(self._fd, size)
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        """Close the file."""
+        os.close(self._fd)
+
+
+@dataclass(frozen=True)
+class Report:
+    """The outcome of a verification."""
+
+    ok: bool
+    lines: int
+    message: str
+
+
+class _Broken(Exception):
+    def __init__(self, line: int, why: str):
+        super().__init__(f"audit trail broken at line {line}: {why}")
+        self.line = line
+
+
+def verify(data_dir: str | os.PathLike) -> Report:
+    """Check the chain, and the registry of the state file against it."""
+    from .store import STATE_FILE, load_state_file  # the store imports this module
+
+    folder = Path(data_dir)
+    try:
+        raw = (folder / AUDIT_FILE).read_bytes()
+    except FileNotFoundError:
+        raw = b""
+    except OSError as exc:
+        return Report(False, 0, f"cannot read {folder / AUDIT_FILE}: {exc.strerror}")
+    try:
+        doc = load_state_file(folder / STATE_FILE)
+    except ValueError as exc:
+        return Report(False, 0, str(exc))
+    lines = raw.split(b"\n")
+    tail = lines.pop()  # after the last newline: empty unless a line was cut short
+    try:
+        if tail:
+            raise _Broken(len(lines) + 1, "the last line is incomplete (the file was truncated)")
+        registry, hashes = _replay(lines)
+        _compare(doc, registry, hashes)
+    except _Broken as exc:
+        return Report(False, len(lines), str(exc))
+    head = f"{len(lines)}:{hashes[-1]}" if hashes else "empty"
+    return Report(
+        True,
+        len(lines),
+        f"audit trail verified: {len(lines)} lines, {len(registry)} shares in the registry "
+        f"match the state file; head {head}",
+    )
+
+
+def _replay(lines: list[bytes]) -> tuple[dict[int, str], list[str]]:
+    """Walk the chain and rebuild the registry {x: origin} from its events."""
+    registry: dict[int, str] = {}
+    hashes: list[str] = []
+    prev = GENESIS
+    for number, line in enumerate(lines, start=1):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            raise _Broken(number, "the line is not valid JSON (it was edited or damaged)") from None
+        if not isinstance(event, dict):
+            raise _Broken(number, "the line is not a JSON object")
+        if event.get("seq") != number:
+            raise _Broken(
+                number,
+                f"its sequence number is {event.get('seq')!r}, expected {number} "
+                "(a line was deleted, inserted or moved)",
+            )
+        if event.get("prev") != prev:
+            raise _Broken(
+                number, f"it does not chain to line {number - 1} (that line was edited, deleted or moved)"
+            )
+        _apply(event, registry, number)
+        prev = line_hash(line)
+        hashes.append(prev)
+    return registry, hashes
+
+
+def _apply(event: dict, registry: dict[int, str], number: int) -> None:
+    """Apply one event to the replayed registry."""
+    kind = event.get("event")
+    if kind == "init":
+        if registry:
+            raise _Broken(number, "a second init event")
+        for x in event.get("indices", []):
+            registry[x] = "init"
+    elif kind == "share_issued":
+        x = event.get("index")
+        if not registry or x in registry:
+            raise _Broken(number, f"share x = {x} issued before init or twice")
+        registry[x] = "generate-share"
+
+
+def _compare(doc: dict, registry: dict[int, str], hashes: list[str]) -> None:
+    """Check the state file's head and registry against the replayed chain."""
+    head = doc["audit"]
+    seq, digest = head["seq"], head["head"]
+    if seq > len(hashes):
+        raise _Broken(
+            len(hashes) + 1,
+            f"the state file's head is line {seq}, but the trail "
+            f"ends at line {len(hashes)} (lines were cut from the end)",
+        )
+    if seq and hashes[seq - 1] != digest:
+        raise _Broken(seq, "the line differs from the one the state file recorded as head")
+    state = doc["state"]
+    held = {s["index"]: s["origin"] for s in state["shares"]} if state else {}
+    if held != registry:
+        missing = sorted(set(registry) ^ set(held))
+        raise _Broken(
+            len(hashes),
+            f"the registry in the state file does not match the trail (x = {missing or 'origins differ'})",
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``python -m app.audit verify [DATA_DIR]``."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] != "verify" or len(args) > 2:
+        print("usage: python -m app.audit verify [DATA_DIR]", file=sys.stderr)
+        return 2
+    folder = args[1] if len(args) == 2 else os.environ.get("GENERATE_SHARE_DATA_DIR", "./data")
+    report = verify(folder)
+    print(report.message, file=sys.stdout if report.ok else sys.stderr)
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
