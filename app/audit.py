@@ -7,7 +7,7 @@ head to every holder: a head noted in the minutes of a ceremony also catches
 lines cut from the end. No line ever holds key material: events name x
 coordinates, nonces and PGP fingerprints only.
 
-``verify(data_dir)`` (and ``generate-share audit verify``) checks the chain,
+``verify(data_dir)`` (``generate-share audit verify DATA_DIR``) checks the chain,
 replays the registry from it and compares the result with the state file.
 """
 
@@ -222,21 +222,3 @@ def _compare(doc: dict, registry: dict[int, str], hashes: list[str]) -> None:
             len(hashes),
             f"the registry in the state file does not match the trail (x = {missing or 'origins differ'})",
         )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run ``python -m app.audit verify [DATA_DIR]``."""
-    import sys
-
-    args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] != "verify" or len(args) > 2:
-        print("usage: python -m app.audit verify [DATA_DIR]", file=sys.stderr)
-        return 2
-    folder = args[1] if len(args) == 2 else os.environ.get("GENERATE_SHARE_DATA_DIR", "./data")
-    report = verify(folder)
-    print(report.message, file=sys.stdout if report.ok else sys.stderr)
-    return 0 if report.ok else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -236,12 +236,16 @@ class GenerateShareService:
                         f"a different share with x = {x} was already submitted in this attempt; "
                         "every share has its own x, so one of the two is wrong"
                     )
-            self._store.record(
-                "share_accepted", nonce=attempt.nonce, index=x, progress=len(attempt.shares) + 1
-            )
-            attempt.shares.append(bytearray(share))
-            if len(attempt.shares) < state.threshold:
+            if len(attempt.shares) + 1 < state.threshold:
+                self._store.record(
+                    "share_accepted", nonce=attempt.nonce, index=x, progress=len(attempt.shares) + 1
+                )
+                attempt.shares.append(bytearray(share))
                 return self._status(state)
+            # The last share of the quorum gets no line of its own: the outcome
+            # (share_issued or reconstruction_failed) names every x, and a
+            # failure to record it leaves the trail as it was.
+            attempt.shares.append(bytearray(share))
             try:
                 return self._complete(state, attempt)
             finally:
@@ -279,6 +283,7 @@ class GenerateShareService:
             nonce=attempt.nonce,
             index=x,
             pgp_fingerprint=fingerprint,
+            indices=[s[-1] for s in shares],
         )
         self._attempt = None
         return Status(

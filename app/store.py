@@ -171,16 +171,17 @@ class Store:
     def open(cls, path: str | os.PathLike, *, clock=None) -> Store:
         """Take the data folder for this process and load its state."""
         path = Path(path).absolute()
-        if path.exists() and not path.is_dir():
-            raise StartupError(f"the data folder {path} is not a folder")
         try:
+            if path.exists() and not path.is_dir():
+                raise StartupError(f"the data folder {path} is not a folder")
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise StartupError(f"cannot create the data folder {path}: {exc.strerror}") from None
         if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
             raise StartupError(
-                f"the data folder {path} is not readable and writable by this user; "
-                "fix its owner or permissions (the service keeps it at 0700)"
+                f"the data folder {path} is not readable and writable by this user "
+                "(or its file system is read-only); fix its owner, permissions or mount: "
+                "the service keeps it at 0700"
             )
         lock_fd = cls._lock(path)
         trail = None

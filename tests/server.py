@@ -27,7 +27,7 @@ def free_port() -> int:
 class Server:
     """One gunicorn master with the production configuration."""
 
-    def __init__(self, data_dir: Path, log_path: Path, *, env: dict | None = None, args=()):
+    def __init__(self, data_dir: Path, log_path: Path, *, env: dict | None = None, args=(), prefix=()):
         self.data_dir = Path(data_dir)
         self.log_path = Path(log_path)
         self.port = free_port()
@@ -39,6 +39,7 @@ class Server:
             **(env or {}),
         }
         self.args = list(args)
+        self.prefix = list(prefix)  # e.g. setpriv, to run with fewer privileges
         self.proc: subprocess.Popen | None = None
 
     def spawn(self) -> subprocess.Popen:
@@ -46,7 +47,16 @@ class Server:
         log = self.log_path.open("ab")
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *self.args, "wsgi:app"],
+                [
+                    *self.prefix,
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "-c",
+                    "gunicorn.conf.py",
+                    *self.args,
+                    "wsgi:app",
+                ],
                 cwd=ROOT,
                 env=self.env,
                 stdin=subprocess.DEVNULL,

@@ -391,3 +391,50 @@ def test_health(client, shares):
     assert body["version"] == "0.1.0"
     start(client)
     assert client.get(f"{V1}/health").get_json()["generate_share_in_progress"] is True
+
+
+# -- the share limit ----------------------------------------------------------
+
+
+def test_the_share_limit_stops_generation_and_is_reported(client):
+    r = client.put(f"{V1}/init", json={"secret_shares": 3, "secret_threshold": 2, "share_limit": 4})
+    keys = r.get_json()["keys"]
+    assert client.get(f"{V1}/shares").get_json()["share_limit"] == 4
+    health = client.get(f"{V1}/health").get_json()
+    assert health["share_limit"] == 4 and health["shares_issued"] == 3
+    nonce = start(client)["nonce"]
+    submit(client, keys[0], nonce)
+    assert submit(client, keys[1], nonce).get_json()["complete"] is True
+    text = assert_error(client.put(f"{V1}/generate-share/attempt"), 400, "share limit of 4 was reached")
+    assert "cannot be raised" in text
+    assert status(client)["started"] is False
+    assert client.get(f"{V1}/health").get_json()["shares_issued"] == 4
+
+
+def test_health_before_init_has_no_limit(client):
+    body = client.get(f"{V1}/health").get_json()
+    assert body["share_limit"] is None and body["shares_issued"] == 0
+
+
+@pytest.mark.parametrize(
+    ("limit", "fragment"),
+    [
+        (4, "share_limit (4) must be at least secret_shares (5)"),
+        (256, "share_limit must be from secret_shares to 255"),
+        ("9", "share_limit must be a JSON integer"),
+    ],
+)
+def test_a_bad_share_limit_is_refused(client, limit, fragment):
+    r = client.put(f"{V1}/init", json={"secret_shares": 5, "secret_threshold": 3, "share_limit": limit})
+    assert_error(r, 400, fragment)
+    assert client.get(f"{V1}/init").get_json() == {"initialized": False}
+
+
+def test_the_share_limit_cannot_be_raised_through_the_api(client):
+    client.put(f"{V1}/init", json={"secret_shares": 2, "secret_threshold": 2, "share_limit": 2})
+    assert_error(
+        client.put(f"{V1}/init", json={"secret_shares": 2, "secret_threshold": 2, "share_limit": 255}),
+        400,
+        "already initialized",
+    )
+    assert client.get(f"{V1}/shares").get_json()["share_limit"] == 2

@@ -121,7 +121,9 @@ class InitRequest(Request):
 
     share_limit = StrictInteger(
         load_default=None,
-        validate=validate.Range(min=2, max=255, error="share_limit must be from secret_shares to 255 (the default)"),
+        validate=validate.Range(
+            min=2, max=255, error="share_limit must be from secret_shares to 255 (the default)"
+        ),
         error_messages={"invalid": "share_limit must be a JSON integer from secret_shares to 255"},
         metadata={"description": "the most shares that may ever exist; fixed at init (default 255)"},
     )
