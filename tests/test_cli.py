@@ -1,0 +1,278 @@
+"""The operator CLI, driven against the real gunicorn server over HTTP."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import certifi
+import pytest
+import requests
+from click.testing import CliRunner, Result
+
+from app import cli as cli_module
+from app import shamir
+from app.cli import cli
+from helpers import same_key
+from server import Server, free_port
+
+ATTEMPT = "/v1/sys/generate-share/attempt"
+SCRIPT = Path(sys.executable).parent / "generate-share"
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A real server over a fresh data folder, killed at the end to skip gunicorn's keep-alive wait."""
+    with Server(tmp_path / "data", tmp_path / "gunicorn.log") as s:
+        yield s
+        s.kill()
+
+
+def run(address: str, *args: str, input: str | None = None) -> Result:
+    """Invoke the CLI in-process against address and check it never shows a traceback."""
+    result = CliRunner().invoke(cli, ["--address", address, *args], input=input, prog_name="generate-share")
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
+    assert "Traceback" not in result.output
+    return result
+
+
+def ok(address: str, *args: str, input: str | None = None) -> Result:
+    """Invoke the CLI and assert that it succeeded."""
+    result = run(address, *args, input=input)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def init_json(server, shares=5, threshold=3) -> list[str]:
+    """Initialize through the CLI in JSON mode and return the shares as hex."""
+    out = ok(server.url, "--format", "json", "init", "--shares", str(shares), "--threshold", str(threshold))
+    return json.loads(out.stdout)["keys"]
+
+
+def test_a_pgp_ceremony_with_the_cli(server, keyring, tmp_path):
+    """Walk a PGP ceremony: init, start --pgp-key, three updates, decode, shares."""
+    keys = init_json(server)
+    key_file = tmp_path / "alice.asc"
+    key_file.write_bytes(keyring.public_armored(keyring.RSA))
+    fingerprint = keyring.fingerprint(keyring.RSA)
+
+    started = ok(server.url, "start", "--pgp-key", str(key_file)).stdout
+    assert fingerprint in started
+    assert fingerprint[:4].upper() + " " + fingerprint[4:8].upper() in started  # as gpg shows it
+
+    outputs = []
+    for i, key in enumerate(keys[:3]):
+        result = ok(server.url, "update", input=key + "\n")
+        outputs.append(result.output)
+        assert fingerprint in result.stderr  # shown before the share is asked for
+        if i == 1:
+            status = ok(server.url, "status").stdout
+            assert "2 of 3 shares provided" in status
+            assert fingerprint in status
+            nonce = server.get(ATTEMPT).json()["nonce"]
+            assert nonce in status
+    assert "Share accepted: 3 of 3 shares provided." in result.stdout
+    assert "base64 -d | gpg --decrypt" in result.stdout
+    for output in outputs:
+        for key in keys:
+            assert key not in output
+
+    b64 = re.search(r"generate-share decode --key-base64 (\S+)", result.stdout).group(1)
+    decoded = ok(server.url, "decode", "--key-base64", b64, "--gnupg-home", str(keyring.home)).stdout
+    new = bytes.fromhex(re.search(r"Share \(hex\):\s+([0-9a-f]+)", decoded).group(1))
+    old = [bytes.fromhex(k) for k in keys]
+    assert shamir.combine([new, old[3], old[4]]) == shamir.combine(old[:3])
+
+    table = ok(server.url, "shares").stdout
+    assert "6 shares issued, threshold 3" in table
+    row = next(line for line in table.splitlines() if "generate-share" in line)
+    assert row.split()[0] == str(new[-1]) and row.split()[-1] == fingerprint
+    assert table.splitlines()[0].split() == ["INDEX", "ORIGIN", "ISSUED", "AT", "PGP", "FINGERPRINT"]
+    assert sum(" init " in line for line in table.splitlines()) == 5
+
+
+def test_the_console_script_runs_a_plain_ceremony(server):
+    """Run an unencrypted ceremony through the installed console script."""
+    env = {**os.environ, "GENERATE_SHARE_ADDR": server.url}
+
+    def script(*args, input=None):
+        """Run the console script, assert success, and return the finished process."""
+        done = subprocess.run(
+            [str(SCRIPT), *args], input=input, capture_output=True, text=True, env=env, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+        return done
+
+    keys = json.loads(script("--format", "json", "init", "--shares", "4", "--threshold", "2").stdout)["keys"]
+    assert "Without --pgp-key" in script("start").stdout
+    first = script("update", input=keys[0] + "\n")
+    assert "1 of 2 shares provided" in first.stdout and keys[0] not in first.stdout + first.stderr
+    last = script("update", input=keys[1] + "\n")
+    assert keys[1] not in last.stderr
+    new_hex = re.search(r"New share \(hex\):\s+([0-9a-f]+)", last.stdout).group(1)
+    assert re.search(r"New share \(base64\):\s+\S+", last.stdout)
+    assert "WARNING" in last.stdout
+    assert same_key(new_hex, keys, 2)
+
+
+def test_status_text_and_json(server):
+    """Show progress as text, and the server's reply as is with --format json."""
+    before = run(server.url, "status")
+    assert before.exit_code == 1 and "not initialized" in before.stderr and before.stdout == ""
+    keys = init_json(server)
+    idle = ok(server.url, "status").stdout
+    assert "Started:         false" in idle and "0 of 3 shares provided" in idle
+    ok(server.url, "start")
+    ok(server.url, "update", input=keys[0] + "\n")
+    text = ok(server.url, "status").stdout
+    assert "Started:         true" in text and "1 of 3 shares provided" in text
+    assert "none (the new share will be returned unencrypted)" in text
+    as_json = ok(server.url, "--format", "json", "status").stdout
+    assert as_json.strip() == server.get(ATTEMPT).text.strip()
+    assert json.loads(as_json)["progress"] == 1
+    registry = ok(server.url, "--format", "json", "shares").stdout
+    assert json.loads(registry) == server.get("/v1/sys/shares").json()
+
+
+def test_server_refusals_exit_1_with_its_errors_on_stderr(server):
+    """Exit 1 with the server's error on stderr, never repeating a share."""
+    keys = init_json(server)
+    again = run(server.url, "init", "--shares", "5", "--threshold", "3")
+    assert again.exit_code == 1 and again.stdout == ""
+    assert again.stderr.startswith("Error: ") and "already initialized" in again.stderr
+    no_attempt = run(server.url, "update", input=keys[0] + "\n")
+    assert no_attempt.exit_code == 1 and "no share generation attempt is in progress" in no_attempt.stderr
+    assert keys[0] not in no_attempt.output
+    ok(server.url, "start")
+    twice = run(server.url, "start")
+    assert twice.exit_code == 1 and "already in progress" in twice.stderr
+    ok(server.url, "update", input=keys[0] + "\n")
+    duplicate = run(server.url, "update", input=keys[0] + "\n")
+    assert duplicate.exit_code == 1 and "already submitted" in duplicate.stderr
+    assert keys[0] not in duplicate.output
+    bad = run(server.url, "update", input="zz" + keys[1][2:] + "\n")
+    assert bad.exit_code == 1 and sum(line.startswith("Error: ") for line in bad.stderr.splitlines()) == 1
+    assert keys[1][2:] not in bad.output
+
+
+def test_an_unreachable_server_exits_3_with_one_line(tmp_path):
+    """Exit 3 with one line when nothing listens or TLS fails."""
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run(url, "status")
+    assert result.exit_code == 3 and result.stdout == ""
+    assert result.stderr == f"Error: cannot reach the server at {url}: Connection refused\n"
+    # TLS to a plain-HTTP server: still one line, exit 3, with the CA given for the proxy.
+    with Server(tmp_path / "data", tmp_path / "gunicorn.log") as s:
+        tls = run(s.url.replace("http://", "https://"), "--ca-cert", certifi.where(), "shares")
+    assert tls.exit_code == 3 and len(tls.stderr.splitlines()) == 1
+    assert "cannot reach the server at https://" in tls.stderr
+
+
+def test_the_ca_cert_and_share_limit_reach_requests(server, monkeypatch):
+    """Verify TLS with --ca-cert and send share_limit only when it is given."""
+    sent = []
+    real = requests.Session.request
+
+    def spy(self, method, url, **kwargs):
+        """Record what a request carries, then send it to the real server."""
+        sent.append((self.verify, kwargs.get("json")))
+        return real(self, method, url, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "request", spy)
+    result = run(server.url, "--ca-cert", certifi.where(), "init", "--shares", "3", "--threshold", "2")
+    assert result.exit_code == 0
+    assert sent[-1] == (certifi.where(), {"secret_shares": 3, "secret_threshold": 2})
+    run(server.url, "init", "--shares", "3", "--threshold", "2", "--share-limit", "9")
+    assert sent[-1] == (True, {"secret_shares": 3, "secret_threshold": 2, "share_limit": 9})
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["init", "--shares", "five", "--threshold", "3"],
+        ["init", "--shares", "5"],
+        ["--format", "xml", "status"],
+        ["nonsense"],
+        ["decode", "--key-base64", "not base64!"],
+        ["start", "--pgp-key", "/nonexistent/key.asc"],
+        ["init", "--shares", "2", "--threshold", "2", "--pgp-keys", "a.asc,"],
+    ],
+)
+def test_usage_errors_exit_2(args):
+    """Exit 2 with an error on stderr for a command line that makes no sense."""
+    result = run(f"http://127.0.0.1:{free_port()}", *args)
+    assert result.exit_code == 2, result.output
+    assert "Error" in result.stderr and result.stdout == ""
+
+
+def test_an_address_without_scheme_and_an_empty_share_exit_2(server):
+    """Exit 2 for an address without http:// and for an empty share."""
+    assert run("127.0.0.1:8200", "status").exit_code == 2
+    init_json(server)
+    ok(server.url, "start")
+    empty = run(server.url, "update", input="\n")
+    assert empty.exit_code == 2 and "no share was given" in empty.stderr
+
+
+def test_cancel_forgets_the_attempt(server):
+    """Cancel an attempt with a submitted share and see it gone."""
+    keys = init_json(server)
+    ok(server.url, "start")
+    ok(server.url, "update", input=keys[0] + "\n")
+    assert "cancelled" in ok(server.url, "cancel").stdout
+    status = ok(server.url, "status").stdout
+    assert "Started:         false" in status and "0 of 3 shares provided" in status
+    assert ok(server.url, "--format", "json", "cancel").stdout == ""  # 204: nothing to print
+
+
+def test_init_with_binary_and_armored_pgp_keys(server, keyring, tmp_path):
+    """Encrypt init's shares to a binary and an armored key; decrypt and use them."""
+    binary, armored = tmp_path / "rsa.gpg", tmp_path / "ecc.asc"
+    binary.write_bytes(keyring.public_binary(keyring.RSA))
+    armored.write_bytes(keyring.public_armored(keyring.ECC))
+    out = ok(
+        server.url, "init", "--shares", "2", "--threshold", "2", "--pgp-keys", f"{binary},{armored}"
+    ).stdout
+    fingerprints = [keyring.fingerprint(keyring.RSA), keyring.fingerprint(keyring.ECC)]
+    encrypted = re.findall(r"Share \d \(encrypted to ([0-9a-f]+), base64\): (\S+)", out)
+    assert [fp for fp, _ in encrypted] == fingerprints
+    assert "WARNING: distribute these shares now" in out and "generate-share decode" in out
+
+    shares = []
+    for _, b64 in encrypted:
+        decoded = ok(
+            server.url, "--format", "json", "decode", "--key-base64", b64, "--gnupg-home", str(keyring.home)
+        )
+        shares.append(json.loads(decoded.stdout)["key"])
+    # The decrypted shares are the real ones: together they pass the server's verifier.
+    ok(server.url, "start")
+    ok(server.url, "update", input=shares[0] + "\n")
+    last = ok(server.url, "--format", "json", "update", input=shares[1] + "\n")
+    assert json.loads(last.stdout)["complete"] is True
+
+    table = ok(server.url, "shares").stdout
+    assert all(fp in table for fp in fingerprints) and "3 shares issued, threshold 2" in table
+
+
+def test_decode_failure_is_one_line(keyring, tmp_path):
+    """Report a failed decryption in one line with exit 1."""
+    empty_home = tmp_path / "g"
+    empty_home.mkdir(mode=0o700)
+    result = run("http://127.0.0.1:1", "decode", "--key-base64", "aGVsbG8=", "--gnupg-home", str(empty_home))
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith("Error: gpg could not decrypt the share: ")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_share_typed_at_the_prompt_is_not_echoed(server, monkeypatch):
+    """Ask a share on a terminal without echoing it anywhere."""
+    keys = init_json(server)
+    ok(server.url, "start")
+    monkeypatch.setattr(cli_module, "_stdin_is_terminal", lambda: True)
+    result = ok(server.url, "update", input=keys[2] + "\n")
+    assert "Your share (hex or base64; it is not shown)" in result.stderr
+    assert keys[2] not in result.output
+    assert "1 of 3 shares provided" in result.stdout
