@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test lint check-gpg clean
+.PHONY: run test soak lint check-gpg clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ run: $(STAMP_RUN) check-gpg
 
 test: $(STAMP_TEST) check-gpg
 	$(BIN)/python -m pytest
+
+soak: $(STAMP_TEST) check-gpg
+	$(BIN)/python -m pytest -m soak -s tests/test_soak.py
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check app tests wsgi.py gunicorn.conf.py

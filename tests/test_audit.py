@@ -1,6 +1,9 @@
 """The audit trail: what it records, that it holds no key material, that tampering shows."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -194,3 +197,14 @@ def test_the_client_address_behind_trusted_proxies(tmp_path, hops, expected):
             "request_id": "abc",
             "client": expected,
         }
+
+
+def test_verify_from_the_command_line(client, shares, folder):
+    ceremony(client, shares)
+    command = [str(Path(sys.executable).with_name("generate-share")), "audit", "verify", str(folder)]
+    ok = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert ok.returncode == 0 and "audit trail verified: 5 lines" in ok.stdout, ok.stderr
+    _rewrite(folder, _edit)
+    broken = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert broken.returncode == 1
+    assert "audit trail broken at line 4" in broken.stdout + broken.stderr

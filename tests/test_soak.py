@@ -1,0 +1,153 @@
+"""A bounded soak of the real server: run with `make soak` (CI runs it too).
+
+200 PGP ceremonies, one after the other as the service allows, while 15 more
+threads send 20,000 mixed requests that must not disturb them. Afterwards:
+no 5xx, no temporary GnuPG home or gpg-agent left behind, and the worker's
+resident memory grew by less than 20 MB. The figures are printed.
+"""
+
+import base64
+import collections
+import random
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from app import audit, shamir
+from server import Server
+
+pytestmark = pytest.mark.soak
+
+V1 = "/v1/sys"
+CEREMONIES = 200
+MIXED = 20_000
+MIXED_THREADS = 15
+RSS_LIMIT_KB = 20 * 1024
+
+
+def rss_kb(pid: int) -> int:
+    """Return a process's resident memory in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def worker_pid(master: int) -> int:
+    """Return the pid of gunicorn's one worker."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+def gnupg_homes() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("generate-share-gnupg-*")}
+
+
+def service_agents() -> set[str]:
+    """Return the pids of gpg processes running in one of the service's GnuPG homes."""
+    found = subprocess.run(["pgrep", "-f", "generate-share-gnupg-"], capture_output=True, text=True).stdout
+    return set(found.split())
+
+
+def mixed_request(session, url, keys, rng):
+    """Send one request that must never disturb a ceremony; return its status."""
+    choice = rng.randrange(8)
+    if choice == 0:
+        return session.get(f"{url}{V1}/health", timeout=30).status_code
+    if choice == 1:
+        return session.get(f"{url}{V1}/shares", timeout=30).status_code
+    if choice == 2:
+        return session.get(f"{url}{V1}/generate-share/attempt", timeout=30).status_code
+    if choice == 3:
+        body = {"key": rng.choice(keys), "nonce": "00000000-0000-4000-8000-000000000000"}
+        return session.put(f"{url}{V1}/generate-share/update", json=body, timeout=30).status_code
+    if choice == 4:
+        body = {"key": "not a share", "nonce": "00000000-0000-4000-8000-000000000000"}
+        return session.put(f"{url}{V1}/generate-share/update", json=body, timeout=30).status_code
+    if choice == 5:
+        body = {"secret_shares": 3, "secret_threshold": 2}
+        return session.put(f"{url}{V1}/init", json=body, timeout=30).status_code
+    if choice == 6:
+        return session.get(f"{url}{V1}/no-such-path", timeout=30).status_code
+    return session.patch(f"{url}{V1}/generate-share/attempt", timeout=30).status_code
+
+
+def test_soak(tmp_path, keyring):
+    homes_before = gnupg_homes()
+    with Server(tmp_path / "data", tmp_path / "g.log", env={"GENERATE_SHARE_THREADS": "16"}) as server:
+        keys = server.put(f"{V1}/init", json={"secret_shares": 5, "secret_threshold": 3}).json()["keys"]
+        old = [bytes.fromhex(k) for k in keys]
+        secret = shamir.combine(old[:3])
+        pgp_key = base64.b64encode(keyring.public_binary(keyring.ECC)).decode()
+        worker = worker_pid(server.proc.pid)
+        statuses = collections.Counter()
+        lock = threading.Lock()
+        issued = []
+
+        def ceremony(session, n):
+            nonce = session.put(
+                f"{server.url}{V1}/generate-share/attempt", json={"pgp_key": pgp_key}, timeout=30
+            )
+            assert nonce.status_code == 200, nonce.text
+            nonce = nonce.json()["nonce"]
+            for key in random.Random(n).sample(keys, 3):
+                r = session.put(
+                    f"{server.url}{V1}/generate-share/update", json={"key": key, "nonce": nonce}, timeout=30
+                )
+                assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["complete"] is True
+            return keyring.decrypt(base64.b64decode(body["key_base64"]))
+
+        # Warm up before the baseline, so that imports and caches are not counted as growth.
+        warm = requests.Session()
+        for n in range(3):
+            ceremony(warm, n)
+        for n in range(300):
+            mixed_request(warm, server.url, keys, random.Random(n))
+        baseline = rss_kb(worker)
+        started = time.monotonic()
+
+        def ceremonies():
+            session = requests.Session()
+            for n in range(CEREMONIES):
+                issued.append(ceremony(session, n))
+
+        def mixed(seed):
+            session, rng = requests.Session(), random.Random(seed)
+            counts = collections.Counter()
+            for _ in range(MIXED // MIXED_THREADS + (seed < MIXED % MIXED_THREADS)):
+                counts[mixed_request(session, server.url, keys, rng)] += 1
+            with lock:
+                statuses.update(counts)
+
+        threads = [threading.Thread(target=ceremonies)]
+        threads += [threading.Thread(target=mixed, args=(seed,)) for seed in range(MIXED_THREADS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.monotonic() - started
+        growth = rss_kb(worker) - baseline
+
+    assert len(issued) == CEREMONIES
+    assert all(shamir.combine([new, *old[:2]]) == secret for new in issued)
+    assert len({new[-1] for new in issued}) == CEREMONIES
+    assert sum(statuses.values()) == MIXED
+    assert not [code for code in statuses if code >= 500], statuses
+    assert gnupg_homes() == homes_before
+    assert service_agents() == set()
+    report = audit.verify(tmp_path / "data")
+    assert report.ok, report.message
+    print(
+        f"\nsoak: {CEREMONIES} PGP ceremonies and {MIXED} mixed requests from {1 + MIXED_THREADS} threads "
+        f"in {elapsed:.1f} s; statuses {dict(sorted(statuses.items()))}; worker RSS {baseline} KiB -> "
+        f"{baseline + growth} KiB (growth {growth} KiB); audit trail {report.lines} lines verified"
+    )
+    assert growth < RSS_LIMIT_KB
