@@ -2,13 +2,13 @@
 
 import json
 
-from flask import Response, current_app, request
+from flask import Response, abort, current_app, request
 from marshmallow import Schema, ValidationError
 
 from ..errors import BadRequest
 from ..service import GenerateShareService
 
-__all__ = ["get_service", "load_body", "reply"]
+__all__ = ["get_service", "load_body", "reply", "sentences"]
 
 EXTENSION = "generate_share"
 
@@ -25,9 +25,18 @@ def _refuse_constant(name: str):
 def load_body(schema: Schema) -> dict:
     """Parse the request body as JSON (empty counts as {}) and load it with ``schema``."""
     raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        # A chunked body (no Content-Length) is cut at the limit without an error;
+        # if more follows, refuse it whole instead of parsing a truncated body.
+        if request.environ["wsgi.input"].read(1):
+            abort(413)
     if raw.strip():
         try:
             data = json.loads(raw, parse_constant=_refuse_constant)
+            # A lone surrogate ("\ud800") is no text: refuse it here (UnicodeEncodeError
+            # is a ValueError) rather than fail with a 500 wherever a string is encoded.
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
         except (ValueError, RecursionError):
             raise BadRequest(
                 'the request body is not valid JSON; send a JSON object such as {"key": "..."}'
@@ -37,20 +46,20 @@ def load_body(schema: Schema) -> dict:
     try:
         return schema.load(data)
     except ValidationError as exc:
-        raise BadRequest(*_sentences(exc.messages)) from None
+        raise BadRequest(*sentences(exc.messages)) from None
 
 
-def _sentences(messages) -> list[str]:
+def sentences(messages) -> list[str]:
     """Flatten marshmallow's nested messages into a list of sentences."""
     if isinstance(messages, str):
         return [messages]
     if isinstance(messages, dict):
         out = []
         for key, value in messages.items():
-            for sentence in _sentences(value):
+            for sentence in sentences(value):
                 out.append(sentence if isinstance(key, str) else f"entry {key}: {sentence}")
         return out
-    return [s for m in messages for s in _sentences(m)]
+    return [s for m in messages for s in sentences(m)]
 
 
 def reply(schema: Schema, obj, status: int = 200) -> Response:
