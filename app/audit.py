@@ -36,7 +36,7 @@ __all__ = [
 AUDIT_FILE = "audit.log"
 GENESIS = "0" * 64
 #: Events that change the state file; every other event only appends a line.
-STATE_EVENTS = frozenset({"init", "share_issued"})
+STATE_EVENTS = frozenset({"init", "adopted", "share_issued", "share_verified"})
 
 
 @dataclass(frozen=True)
@@ -190,11 +190,15 @@ def _replay(lines: list[bytes]) -> tuple[dict[int, str], list[str]]:
 def _apply(event: dict, registry: dict[int, str], number: int) -> None:
     """Apply one event to the replayed registry."""
     kind = event.get("event")
-    if kind == "init":
+    if kind in ("init", "adopted"):
         if registry:
-            raise _Broken(number, "a second init event")
+            raise _Broken(number, f"an {kind} event after the service was initialized")
+        origin = "init" if kind == "init" else "adopted"
         for x in event.get("indices", []):
-            registry[x] = "init"
+            registry[x] = origin
+    elif kind == "share_verified":
+        if event.get("index") not in registry:
+            raise _Broken(number, f"share x = {event.get('index')} verified but never issued")
     elif kind == "share_issued":
         x = event.get("index")
         if not registry or x in registry:

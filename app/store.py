@@ -35,12 +35,25 @@ FORMAT = 1
 
 @dataclass(frozen=True)
 class ShareRecord:
-    """One issued x: where it came from, when, and to whose PGP key."""
+    """One issued x: where it came from, when, to whose PGP key, and its custody.
+
+    ``digest`` is HMAC-SHA256 of the share under the store's custody key: it
+    confirms a share a holder presents, but cannot help anyone find one. It is
+    empty for a share the service never saw (an adopted index that was only
+    named). ``verified_at`` is when a holder last proved they still have it.
+    """
 
     index: int
     origin: str
     issued_at: str
     pgp_fingerprint: str = ""
+    digest: str = ""
+    verified_at: str = ""
+
+    @property
+    def verifiable(self) -> bool:
+        """Tell whether a holder can prove custody of this share."""
+        return bool(self.digest)
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,7 @@ class State:
     key_length: int
     verifier_salt: bytes
     verifier_mac: bytes
+    custody_key: bytes
     share_limit: int = 255
     shares: tuple[ShareRecord, ...] = field(default_factory=tuple)
 
@@ -66,6 +80,7 @@ class State:
             "key_length": self.key_length,
             "share_limit": self.share_limit,
             "verifier": {"salt": self.verifier_salt.hex(), "hmac": self.verifier_mac.hex()},
+            "custody_key": self.custody_key.hex(),
             "shares": [asdict(r) for r in self.shares],
         }
 
@@ -79,6 +94,8 @@ class State:
                     origin=str(r["origin"]),
                     issued_at=str(r["issued_at"]),
                     pgp_fingerprint=str(r.get("pgp_fingerprint", "")),
+                    digest=str(r.get("digest", "")),
+                    verified_at=str(r.get("verified_at", "")),
                 )
                 for r in doc["shares"]
             )
@@ -88,6 +105,7 @@ class State:
                 share_limit=_int(doc["share_limit"], 1, 255),
                 verifier_salt=bytes.fromhex(doc["verifier"]["salt"]),
                 verifier_mac=bytes.fromhex(doc["verifier"]["hmac"]),
+                custody_key=bytes.fromhex(doc["custody_key"]),
                 shares=shares,
             )
         except (KeyError, TypeError, AttributeError) as exc:
@@ -299,6 +317,13 @@ class Store:
         if self._state is not None:
             raise RuntimeError("the store is already initialized")
         self._commit(event, fields, state)
+
+    def mark_verified(self, index: int, when: str, event: str, /, **fields) -> ShareRecord:
+        """Record durably that the holder of ``index`` proved custody at ``when``."""
+        state = self._require_state()
+        shares = tuple(replace(r, verified_at=when) if r.index == index else r for r in state.shares)
+        self._commit(event, fields, replace(state, shares=shares))
+        return next(r for r in shares if r.index == index)
 
     def add_share(self, record: ShareRecord, event: str, /, **fields) -> None:
         """Record one newly issued x durably, with its event."""

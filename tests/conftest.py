@@ -36,3 +36,9 @@ def shares(client) -> list[str]:
     r = client.put("/v1/sys/init", json={"secret_shares": 5, "secret_threshold": 3})
     assert r.status_code == 200
     return r.get_json()["keys"]
+
+
+@pytest.fixture
+def folder(app):
+    """The data folder of ``app``."""
+    return app.extensions["generate_share_store"].path

@@ -28,11 +28,6 @@ def ceremony(client, shares, *, bad_first=False):
     return nonce, last
 
 
-@pytest.fixture
-def folder(app):
-    return app.extensions["generate_share_store"].path
-
-
 def test_a_ceremony_is_recorded_event_by_event(client, shares, folder):
     nonce, last = ceremony(client, shares, bad_first=True)
     client.put(f"{V1}/generate-share/attempt")

@@ -16,6 +16,7 @@ def make_state(**changes) -> State:
         "key_length": 32,
         "verifier_salt": b"s" * 32,
         "verifier_mac": b"m" * 32,
+        "custody_key": b"c" * 32,
         "shares": tuple(
             ShareRecord(index=x, origin="init", issued_at="2026-11-26T13:00:00Z") for x in (4, 9, 200)
         ),

@@ -5,12 +5,12 @@ Every route answers under ``/v1/sys`` and under the seed's bare ``/sys``.
 
 from flask import Flask
 
-from . import errors, generate_share, init, lifecycle, openapi, oversight
+from . import adopt, errors, generate_share, init, lifecycle, openapi, oversight
 
 __all__ = ["register_api"]
 
 PREFIXES = {"v1": "/v1/sys", "bare": "/sys"}
-BLUEPRINTS = (init.bp, generate_share.bp, oversight.bp, openapi.bp)
+BLUEPRINTS = (init.bp, generate_share.bp, adopt.bp, oversight.bp, openapi.bp)
 
 
 def register_api(app: Flask) -> None:

@@ -216,6 +216,16 @@ class ShareRecordReply(Schema):
     origin = fields.String(required=True)
     issued_at = fields.String(required=True)
     pgp_fingerprint = fields.String(required=True)
+    verifiable = fields.Boolean(
+        required=True,
+        metadata={"description": "whether its holder can prove custody (PUT /v1/sys/shares/verify)"},
+    )
+    verified_at = fields.Function(
+        lambda record: record.verified_at or None,
+        required=True,
+        allow_none=True,
+        metadata={"description": "when its holder last proved custody; null if never"},
+    )
 
 
 class AuditHeadReply(Schema):
@@ -233,6 +243,13 @@ class SharesReply(Schema):
     issued = fields.Integer(required=True)
     shares = fields.List(fields.Nested(ShareRecordReply), required=True)
     audit_head = fields.Nested(AuditHeadReply, required=True)
+    verifiable = fields.Integer(
+        required=True, metadata={"description": "shares whose holders can prove custody"}
+    )
+    verified = fields.Integer(
+        required=True, metadata={"description": "shares verified at least once (since `since`, when given)"}
+    )
+    since = fields.String(required=True, allow_none=True)
 
 
 class HealthReply(Schema):
@@ -240,6 +257,7 @@ class HealthReply(Schema):
 
     initialized = fields.Boolean(required=True)
     generate_share_in_progress = fields.Boolean(required=True)
+    adoption_in_progress = fields.Boolean(required=True)
     share_limit = fields.Integer(required=True, allow_none=True)
     shares_issued = fields.Integer(required=True)
     version = fields.String(required=True)
@@ -249,3 +267,113 @@ class ErrorReply(Schema):
     """Every error: Vault's shape."""
 
     errors = fields.List(fields.String(), required=True)
+
+
+class SharesQuery(Schema):
+    """GET /sys/shares?since=..."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    since = fields.AwareDateTime(
+        load_default=None,
+        format="iso",
+        error_messages={
+            "invalid": "since must be an RFC 3339 time with a zone, such as 2026-11-26T13:00:00Z",
+            "invalid_awareness": "since must be an RFC 3339 time with a zone, such as 2026-11-26T13:00:00Z",
+        },
+    )
+
+
+class VerifyRequest(Request):
+    """PUT /sys/shares/verify."""
+
+    key = fields.String(
+        required=True,
+        validate=validate.Length(
+            min=1, max=1024, error="key must be one share as hex or base64, at most 1024 characters"
+        ),
+        error_messages={
+            "required": "key is required: the share you hold, as hex or base64",
+            "invalid": "key must be a string: the share you hold, as hex or base64",
+        },
+    )
+
+
+class CustodyReply(Schema):
+    """The answer to a custody check: only `valid` when the share is not the recorded one."""
+
+    valid = fields.Boolean(required=True)
+    index = fields.Integer()
+    origin = fields.String()
+    issued_at = fields.String()
+    verified_at = fields.String()
+
+
+class AdoptRequest(Request):
+    """PUT /sys/adopt/attempt."""
+
+    secret_threshold = StrictInteger(
+        required=True,
+        validate=validate.Range(
+            min=2,
+            max=254,
+            error="secret_threshold must be from 2 to 254: adoption needs more shares than the threshold "
+            "(required > secret_threshold, at most 255) to check that they agree",
+        ),
+        error_messages={
+            "required": "secret_threshold is required: how many shares rebuild the existing key",
+            "invalid": "secret_threshold must be a JSON integer from 2 to 254",
+        },
+    )
+    required = StrictInteger(
+        load_default=None,
+        validate=validate.Range(min=3, max=255, error="required must be from secret_threshold + 1 to 255"),
+        error_messages={"invalid": "required must be a JSON integer from secret_threshold + 1 to 255"},
+        metadata={"description": "how many distinct shares must be brought (default secret_threshold + 1)"},
+    )
+    known_indices = fields.List(
+        StrictInteger(
+            validate=validate.Range(min=1, max=255, error="each of known_indices must be an x from 1 to 255"),
+            error_messages={"invalid": "each of known_indices must be a JSON integer from 1 to 255"},
+        ),
+        load_default=list,
+        error_messages={"invalid": "known_indices must be a JSON list of x coordinates (1 to 255)"},
+        metadata={"description": "x of shares that exist but whose holders will not take part"},
+    )
+    share_limit = StrictInteger(
+        load_default=None,
+        validate=validate.Range(
+            min=3, max=255, error="share_limit must be from required to 255 (the default)"
+        ),
+        error_messages={"invalid": "share_limit must be a JSON integer from required to 255"},
+    )
+
+    @validates_schema(skip_on_field_errors=True)
+    def _room_for_a_check(self, data, **kwargs):
+        """Check the rules that join several fields."""
+        threshold, required = data["secret_threshold"], data["required"]
+        if required is not None and required <= threshold:
+            raise ValidationError(
+                f"required ({required}) must exceed secret_threshold ({threshold}): one share more "
+                "than the threshold is what lets the service catch a wrong one"
+            )
+        known = data["known_indices"]
+        if len(set(known)) != len(known):
+            raise ValidationError("known_indices must not list the same x twice")
+
+
+class AdoptionStatusReply(Schema):
+    """The adoption's status: GET and every successful PUT of adopt/attempt and adopt/update."""
+
+    started = fields.Boolean(required=True)
+    nonce = fields.String(required=True)
+    progress = fields.Integer(required=True)
+    required = fields.Integer(required=True)
+    secret_threshold = fields.Integer(required=True)
+    complete = fields.Boolean(required=True)
+    indices = fields.List(
+        fields.Integer(),
+        required=True,
+        metadata={"description": "on completion, every x recorded in the registry as adopted"},
+    )

@@ -1,0 +1,44 @@
+"""/sys/adopt/attempt and /sys/adopt/update: bring an existing share set in."""
+
+from flask import Blueprint, Response
+
+from .common import get_service, load_body, reply
+from .schemas import AdoptionStatusReply, AdoptRequest, UpdateRequest
+
+bp = Blueprint("adopt", __name__)
+
+ADOPT_REQUEST = AdoptRequest()
+UPDATE_REQUEST = UpdateRequest()
+ADOPTION_STATUS_REPLY = AdoptionStatusReply()
+
+
+@bp.get("/adopt/attempt")
+def read_adoption():
+    """Report the adoption in progress."""
+    return reply(ADOPTION_STATUS_REPLY, get_service().adoption_status())
+
+
+@bp.route("/adopt/attempt", methods=["PUT", "POST"])
+def start_adoption():
+    """Start adopting a share set split elsewhere."""
+    body = load_body(ADOPT_REQUEST)
+    status = get_service().start_adoption(
+        body["secret_threshold"], body["required"], body["known_indices"], body["share_limit"]
+    )
+    return reply(ADOPTION_STATUS_REPLY, status)
+
+
+@bp.delete("/adopt/attempt")
+def cancel_adoption():
+    """Cancel the adoption and forget its shares."""
+    get_service().cancel_adoption()
+    response = Response(status=204)
+    del response.headers["Content-Type"]  # no body, so no type
+    return response
+
+
+@bp.route("/adopt/update", methods=["PUT", "POST"])
+def adopt_update():
+    """Take one existing share of the set."""
+    body = load_body(UPDATE_REQUEST)
+    return reply(ADOPTION_STATUS_REPLY, get_service().adopt_update(body["key"], body["nonce"]))
