@@ -1,14 +1,17 @@
 """generate-share: the operator's command line for a whole key ceremony.
 
 Like ``vault operator generate-root``, it walks the key holders through an
-attempt (start, status, update, cancel), initializes the service, decodes an
-encrypted share with the holder's own gpg, and shows the registry. It talks to
-the server over HTTP only. Exit codes: 0 ok, 1 refused by the server (or by
-gpg), 2 usage, 3 cannot reach the server.
+attempt (start, status, update, cancel), initializes the service or adopts an
+existing Vault share set (``adopt``), decodes an encrypted share with the
+holder's own gpg, lets a holder check alone that their share is still good
+(``verify``), and shows the registry with its custody column. It talks to the
+server over HTTP only. Exit codes: 0 ok, 1 refused by the server (or by gpg,
+or a share that ``verify`` finds not valid), 2 usage, 3 cannot reach the server.
 
 A share given to this program is printed only where the contract says so: the
 shares of ``init``, the new share when ``update`` completes, and the output of
-``decode``. It is never logged and never part of an error message.
+``decode``. A share typed for ``adopt update`` or ``verify`` is never printed.
+No share is ever logged or part of an error message.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ ATTEMPT = "/v1/sys/generate-share/attempt"
 UPDATE = "/v1/sys/generate-share/update"
 INIT = "/v1/sys/init"
 SHARES = "/v1/sys/shares"
+VERIFY = "/v1/sys/shares/verify"
+ADOPT = "/v1/sys/adopt/attempt"
+ADOPT_UPDATE = "/v1/sys/adopt/update"
 
 
 class Failure(click.ClickException):
@@ -83,11 +89,13 @@ class Client:
         self.session = requests.Session()
         self.session.verify = ca_cert if ca_cert else True
 
-    def call(self, method: str, path: str, body: dict | None = None) -> Reply:
+    def call(
+        self, method: str, path: str, body: dict | None = None, params: dict[str, str] | None = None
+    ) -> Reply:
         """Send one request; return the reply or raise Failure (exit 1 or 3)."""
         url = self.address + path
         try:
-            r = self.session.request(method, url, json=body, timeout=TIMEOUT_SECONDS)
+            r = self.session.request(method, url, json=body, params=params, timeout=TIMEOUT_SECONDS)
         except requests.exceptions.InvalidURL as exc:  # also catches a bad port or host
             raise Failure(
                 f"the address {self.address} is not a valid URL: {_reason(exc)}", exit_code=USAGE
@@ -231,6 +239,28 @@ def _read_share() -> str:
 def _fail_usage(message: str) -> NoReturn:
     """Stop with a usage error of one line."""
     raise Failure(message, exit_code=USAGE)
+
+
+def _indices(value: str) -> list[int]:
+    """Parse '17,90,201' into x coordinates, or stop with a usage error."""
+    if not value.strip():
+        return []
+    entries = [entry.strip() for entry in value.split(",")]
+    if not all(entry.isascii() and entry.isdigit() for entry in entries):
+        _fail_usage(f"--known must list x coordinates separated by commas, such as 17,90,201, not {value!r}")
+    return [int(entry) for entry in entries]
+
+
+def _x_list(indices: list[int]) -> str:
+    """Return x coordinates as '1, 2, 17'."""
+    return ", ".join(str(x) for x in indices) if indices else "none"
+
+
+def _custody(share: dict) -> str:
+    """Describe whether a share's holder proved custody, and when last."""
+    if not share["verifiable"]:
+        return "not verifiable"
+    return f"verified {share['verified_at']}" if share["verified_at"] else "never verified"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -415,24 +445,66 @@ def cancel(options: Options) -> None:
 
 
 @cli.command()
+@click.option(
+    "--since",
+    default=None,
+    metavar="TIME",
+    help="Count only the custody checks since this RFC 3339 time, such as 2026-01-01T00:00:00Z.",
+)
 @pass_options
-def shares(options: Options) -> None:
-    """List every share ever issued: index, origin, time, PGP fingerprint."""
-    reply = options.client().call("GET", SHARES)
+def shares(options: Options, since: str | None) -> None:
+    """List every share ever issued: index, origin, time, custody, PGP fingerprint."""
+    reply = options.client().call("GET", SHARES, params={"since": since} if since is not None else None)
     if options.json:
         _echo_json(reply)
         return
     registry = reply.data
-    rows = [("INDEX", "ORIGIN", "ISSUED AT", "PGP FINGERPRINT")]
+    header = ("INDEX", "ORIGIN", "ISSUED AT", "CUSTODY", "PGP FINGERPRINT")
+    rows = [header]
     rows += [
-        (str(s["index"]), s["origin"], s["issued_at"], s["pgp_fingerprint"] or "-")
+        (str(s["index"]), s["origin"], s["issued_at"], _custody(s), s["pgp_fingerprint"] or "-")
         for s in registry["shares"]
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     click.echo("")
-    click.echo(f"{registry['issued']} shares issued, threshold {registry['threshold']}")
+    summary = (
+        f"{registry['issued']} shares issued, threshold {registry['threshold']}; "
+        f"{registry['verifiable']} verifiable, {registry['verified']} verified"
+    )
+    if since is not None:
+        summary += f" since {registry['since'] or since}"
+    click.echo(summary)
+
+
+@cli.command("verify")
+@click.pass_context
+def verify_share(ctx: click.Context) -> None:
+    """Check that the share you hold is the one the service issued (asked without echo).
+
+    Exit 0 when it is, 1 when it is not (or the server refuses the share).
+    """
+    options = ctx.find_object(Options)
+    client = options.client()
+    body = {"key": _read_share()}
+    reply = client.call("PUT", VERIFY, body)
+    del body
+    custody = reply.data
+    if options.json:
+        _echo_json(reply)
+    elif custody["valid"]:
+        click.echo(
+            f"VALID: share x = {custody['index']} (origin {custody['origin']}, "
+            f"issued {custody['issued_at']}, verified now at {custody['verified_at']})"
+        )
+    else:
+        click.echo("NOT VALID: this is not the share the service issued at its x")
+        click.echo(
+            "Check that the whole share was copied (decrypted first, if it came encrypted); "
+            "'generate-share shares' lists the x the service can verify."
+        )
+    ctx.exit(OK if custody["valid"] else REFUSED)
 
 
 @cli.command()
@@ -469,6 +541,129 @@ def decode(options: Options, key_base64: str, gnupg_home: str | None) -> None:
         return
     click.echo(f"Share (hex):    {share.hex()}")
     click.echo(f"Share (base64): {base64.b64encode(share).decode('ascii')}")
+
+
+@cli.group("adopt")
+def adopt_group() -> None:
+    """Adopt an existing Vault share set, so that generate-share mints shares of its key."""
+
+
+def _adoption_lines(s: dict) -> None:
+    """Print an adoption's nonce, progress and threshold."""
+    click.echo(f"Nonce:     {s['nonce'] or '-'}")
+    click.echo(f"Progress:  {_progress(s) if s['started'] else '-'}")
+    click.echo(f"Threshold: {s['secret_threshold'] if s['started'] else '-'}")
+
+
+@adopt_group.command("start")
+@click.option(
+    "--threshold",
+    "secret_threshold",
+    type=int,
+    required=True,
+    help="How many shares rebuild the existing key (Vault's secret_threshold).",
+)
+@click.option(
+    "--required",
+    type=int,
+    default=None,
+    help="How many distinct shares will be brought (more than the threshold; default threshold + 1).",
+)
+@click.option(
+    "--known",
+    default=None,
+    metavar="X,X,...",
+    help="The x of every share that exists but whose holder will not take part, comma-separated.",
+)
+@click.option("--share-limit", type=int, default=None, help="The most shares that may ever exist.")
+@pass_options
+def adopt_start(
+    options: Options,
+    secret_threshold: int,
+    required: int | None,
+    known: str | None,
+    share_limit: int | None,
+) -> None:
+    """Start adopting a share set split elsewhere (Vault, OpenBao)."""
+    body: dict[str, Any] = {"secret_threshold": secret_threshold}
+    if required is not None:
+        body["required"] = required
+    if known is not None:
+        body["known_indices"] = _indices(known)
+    if share_limit is not None:
+        body["share_limit"] = share_limit
+    reply = options.client().call("PUT", ADOPT, body)
+    if options.json:
+        _echo_json(reply)
+        return
+    s = reply.data
+    click.echo("Adoption started.")
+    _adoption_lines(s)
+    if known is not None:
+        click.echo(f"Known x:   {_x_list(body['known_indices'])} (recorded, not brought)")
+    click.echo(
+        f"Each of {s['required']} holders now runs 'generate-share adopt update'; the set is adopted "
+        f"only if all {s['required']} shares lie on one polynomial of threshold {s['secret_threshold']}."
+    )
+
+
+@adopt_group.command("status")
+@pass_options
+def adopt_status(options: Options) -> None:
+    """Show the adoption in progress: started, progress, threshold, nonce."""
+    reply = options.client().call("GET", ADOPT)
+    if options.json:
+        _echo_json(reply)
+        return
+    s = reply.data
+    click.echo(f"Started:   {'true' if s['started'] else 'false'}")
+    _adoption_lines(s)
+
+
+@adopt_group.command("update")
+@pass_options
+def adopt_update(options: Options) -> None:
+    """Submit your existing share to the adoption in progress (asked without echo)."""
+    client = options.client()
+    current = client.call("GET", ADOPT).data
+    if not current["started"]:
+        raise Failure("no adoption is in progress; start one with 'generate-share adopt start'")
+    click.echo(
+        f"Adoption {current['nonce']}: {_progress(current)}, threshold {current['secret_threshold']}",
+        err=True,
+    )
+    body = {"key": _read_share(), "nonce": current["nonce"]}
+    reply = client.call("PUT", ADOPT_UPDATE, body)
+    del body
+    if options.json:
+        _echo_json(reply)
+        return
+    s = reply.data
+    click.echo(f"Share accepted: {_progress(s)}.")
+    if not s["complete"]:
+        left = s["required"] - s["progress"]
+        click.echo(f"Waiting for {left} more share{'s' if left != 1 else ''}.")
+        return
+    t = s["secret_threshold"]
+    click.echo(f"The share set is adopted: its {s['required']} shares agree on one key of threshold {t}.")
+    click.echo(f"Recorded as adopted: x = {_x_list(s['indices'])}")
+    click.echo("Next: mint a replacement with 'generate-share start' and a quorum of updates.")
+    click.echo("The service cannot ask your cluster whether this key is the right one, so:")
+    click.echo(
+        "LAST STEP: before relying on a share made here, unseal a test standby or a restored snapshot "
+        f"with it and t-1 old shares ({t - 1} here)."
+    )
+
+
+@adopt_group.command("cancel")
+@pass_options
+def adopt_cancel(options: Options) -> None:
+    """Cancel the adoption in progress; every submitted share is forgotten."""
+    reply = options.client().call("DELETE", ADOPT)
+    if options.json:
+        _echo_json(reply)
+        return
+    click.echo("Adoption cancelled; every submitted share was discarded.")
 
 
 @cli.group("audit")

@@ -19,7 +19,11 @@ from helpers import same_key
 from server import Server, free_port
 
 ATTEMPT = "/v1/sys/generate-share/attempt"
+ADOPT = "/v1/sys/adopt/attempt"
 SCRIPT = Path(sys.executable).parent / "generate-share"
+# Vault's own split of a 32-byte key, 3 of 5 (x = 1 to 5).
+VAULT = json.loads((Path(__file__).parent / "vectors" / "vault-shamir.json").read_text())["cases"][0]
+PROMPT = "Your share (hex or base64; it is not shown)"
 
 
 @pytest.fixture
@@ -89,7 +93,15 @@ def test_a_pgp_ceremony_with_the_cli(server, keyring, tmp_path):
     assert "6 shares issued, threshold 3" in table
     row = next(line for line in table.splitlines() if "generate-share" in line)
     assert row.split()[0] == str(new[-1]) and row.split()[-1] == fingerprint
-    assert table.splitlines()[0].split() == ["INDEX", "ORIGIN", "ISSUED", "AT", "PGP", "FINGERPRINT"]
+    assert table.splitlines()[0].split() == [
+        "INDEX",
+        "ORIGIN",
+        "ISSUED",
+        "AT",
+        "CUSTODY",
+        "PGP",
+        "FINGERPRINT",
+    ]
     assert sum(" init " in line for line in table.splitlines()) == 5
 
 
@@ -199,6 +211,13 @@ def test_the_ca_cert_and_share_limit_reach_requests(server, monkeypatch):
         ["decode", "--key-base64", "not base64!"],
         ["start", "--pgp-key", "/nonexistent/key.asc"],
         ["init", "--shares", "2", "--threshold", "2", "--pgp-keys", "a.asc,"],
+        ["adopt", "start"],
+        ["adopt", "start", "--threshold", "three"],
+        ["adopt", "start", "--threshold", "3", "--known", "17,x"],
+        ["adopt", "start", "--threshold", "3", "--known", "17,,90"],
+        ["adopt", "start", "--threshold", "3", "--known", "-4"],
+        ["shares", "--since"],
+        ["verify", "extra-argument"],
     ],
 )
 def test_usage_errors_exit_2(args):
@@ -276,3 +295,171 @@ def test_a_share_typed_at_the_prompt_is_not_echoed(server, monkeypatch):
     assert "Your share (hex or base64; it is not shown)" in result.stderr
     assert keys[2] not in result.output
     assert "1 of 3 shares provided" in result.stdout
+
+
+def flip_first_byte(share_hex: str) -> str:
+    """Return the share with its first y byte changed (its x stays)."""
+    return f"{int(share_hex[:2], 16) ^ 0xFF:02x}" + share_hex[2:]
+
+
+def custody_of(table: str, x: int) -> str:
+    """Return the CUSTODY cell of the row for x in the shares table."""
+    header, *lines = table.splitlines()
+    start, end = header.index("CUSTODY"), header.index("PGP FINGERPRINT")
+    row = next(line for line in lines if line.split() and line.split()[0] == str(x))
+    return row[start:end].strip()
+
+
+def test_adopt_a_vault_set_then_mint_a_share_of_its_key(server, monkeypatch):
+    """Adopt 4 of Vault's 5 shares (naming the fifth), then mint a share that unseals with old ones."""
+    shares, secret_hex = VAULT["shares_hex"], VAULT["secret_hex"]
+    started = ok(server.url, "adopt", "start", "--threshold", "3", "--required", "4", "--known", "5").stdout
+    nonce = server.get(ADOPT).json()["nonce"]
+    assert "Adoption started." in started and nonce in started and "0 of 4 shares provided" in started
+    assert "Known x:   5" in started
+
+    outputs = []
+    for i, share in enumerate(shares[:4]):
+        if i == 1:  # a holder at a terminal: asked without echo
+            monkeypatch.setattr(cli_module, "_stdin_is_terminal", lambda: True)
+        result = ok(server.url, "adopt", "update", input=share + "\n")
+        monkeypatch.undo()
+        outputs.append(result.output)
+        assert f"Adoption {nonce}: {i} of 4 shares provided, threshold 3" in result.stderr
+        if i == 1:
+            assert PROMPT in result.stderr
+            status = ok(server.url, "adopt", "status").stdout
+            assert "Started:   true" in status and "2 of 4 shares provided" in status
+            assert "Threshold: 3" in status and nonce in status
+    for output in outputs:
+        assert not any(share in output for share in shares)
+    last = result.stdout
+    assert "Share accepted: 4 of 4 shares provided." in last
+    assert "The share set is adopted" in last and "Recorded as adopted: x = 1, 2, 3, 4, 5" in last
+    assert (
+        "before relying on a share made here, unseal a test standby or a restored snapshot "
+        "with it and t-1 old shares (2 here)" in last
+    )
+    assert "Started:   false" in ok(server.url, "adopt", "status").stdout
+
+    table = ok(server.url, "shares").stdout
+    assert "5 shares issued, threshold 3; 4 verifiable, 0 verified" in table
+    assert custody_of(table, 5) == "not verifiable" and custody_of(table, 1) == "never verified"
+    assert sum(" adopted " in line for line in table.splitlines()) == 5
+
+    # A generate-share ceremony with three of the adopted shares, through the existing commands.
+    ok(server.url, "start")
+    for share in shares[:3]:
+        result = ok(server.url, "update", input=share + "\n")
+    new = bytes.fromhex(re.search(r"New share \(hex\):\s+([0-9a-f]+)", result.stdout).group(1))
+    assert new[-1] not in range(1, 6)
+    # The new share with two shares that never took part in the ceremony (x = 5 never
+    # reached the service at all) rebuilds Vault's own key.
+    assert shamir.combine([new, bytes.fromhex(shares[3]), bytes.fromhex(shares[4])]).hex() == secret_hex
+    assert "6 shares issued, threshold 3; 5 verifiable, 0 verified" in ok(server.url, "shares").stdout
+
+
+def test_adopt_status_cancel_and_what_start_sends(server, monkeypatch):
+    """Show an adoption's status as text and JSON, cancel it, and send only the options given."""
+    idle = ok(server.url, "adopt", "status").stdout
+    assert "Started:   false" in idle and "Progress:  -" in idle and "Nonce:     -" in idle
+    monkeypatch.setattr(cli_module, "_stdin_is_terminal", lambda: True)
+    none = run(server.url, "adopt", "update", input=VAULT["shares_hex"][0] + "\n")
+    assert none.exit_code == 1 and "no adoption is in progress" in none.stderr
+    assert PROMPT not in none.output and VAULT["shares_hex"][0] not in none.output  # stopped before asking
+    monkeypatch.undo()
+
+    sent = []
+    real = requests.Session.request
+
+    def spy(self, method, url, **kwargs):
+        """Record the body of each request, then send it to the real server."""
+        sent.append(kwargs.get("json"))
+        return real(self, method, url, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "request", spy)
+    as_json = ok(server.url, "--format", "json", "adopt", "start", "--threshold", "3").stdout
+    assert sent[-1] == {"secret_threshold": 3}
+    assert json.loads(as_json) == server.get(ADOPT).json() and json.loads(as_json)["required"] == 4
+    twice = run(
+        server.url, "adopt", "start", "--threshold", "2", "--known", "17, 90,201", "--share-limit", "9"
+    )
+    assert sent[-1] == {"secret_threshold": 2, "known_indices": [17, 90, 201], "share_limit": 9}
+    assert twice.exit_code == 1 and "already in progress" in twice.stderr and twice.stdout == ""
+
+    ok(server.url, "adopt", "update", input=VAULT["shares_hex"][0] + "\n")
+    assert "1 of 4 shares provided" in ok(server.url, "adopt", "status").stdout
+    assert (
+        ok(server.url, "--format", "json", "adopt", "status").stdout.strip() == server.get(ADOPT).text.strip()
+    )
+    assert "Adoption cancelled" in ok(server.url, "adopt", "cancel").stdout
+    assert "Started:   false" in ok(server.url, "adopt", "status").stdout
+    assert ok(server.url, "--format", "json", "adopt", "cancel").stdout == ""  # 204: nothing to print
+
+
+def test_an_inconsistent_set_is_refused_and_progress_resets(server):
+    """Refuse a set with one mistyped share: exit 1, the server's error, no share shown."""
+    shares = VAULT["shares_hex"]
+    wrong = flip_first_byte(shares[3])
+    ok(server.url, "adopt", "start", "--threshold", "3")
+    for share in shares[:3]:
+        ok(server.url, "adopt", "update", input=share + "\n")
+    refused = run(server.url, "adopt", "update", input=wrong + "\n")
+    assert refused.exit_code == 1 and refused.stdout == ""
+    assert refused.stderr.count("Error: ") == 1 and "Error: the 4 shares are not consistent" in refused.stderr
+    assert wrong not in refused.output and wrong[2:-2] not in refused.output
+    status = ok(server.url, "adopt", "status").stdout
+    assert "Started:   true" in status and "0 of 4 shares provided" in status
+
+
+def test_verify_a_share_alone(server, monkeypatch):
+    """Say VALID (exit 0) for an issued share, NOT VALID (exit 1) for a changed one, never echo it."""
+    keys = init_json(server)
+    valid = ok(server.url, "verify", input=keys[0] + "\n")
+    x = int(keys[0][-2:], 16)
+    assert re.fullmatch(
+        rf"VALID: share x = {x} \(origin init, issued \S+Z, verified now at \S+Z\)\n", valid.stdout
+    )
+    assert keys[0] not in valid.output
+
+    changed = run(server.url, "verify", input=flip_first_byte(keys[1]) + "\n")
+    assert changed.exit_code == 1 and changed.stderr == ""
+    assert changed.stdout.startswith("NOT VALID: this is not the share the service issued at its x\n")
+    assert flip_first_byte(keys[1]) not in changed.output and keys[1][2:-2] not in changed.output
+
+    malformed = run(server.url, "verify", input="zz" + keys[1][2:] + "\n")
+    assert malformed.exit_code == 1 and malformed.stdout == ""
+    assert malformed.stderr.startswith("Error: key ") and len(malformed.stderr.splitlines()) == 1
+    assert keys[1][2:] not in malformed.output
+    assert run(server.url, "verify", input="\n").exit_code == 2
+
+    as_json = ok(server.url, "--format", "json", "verify", input=keys[1] + "\n").stdout
+    assert json.loads(as_json)["valid"] is True and json.loads(as_json)["index"] == int(keys[1][-2:], 16)
+    not_json = run(server.url, "--format", "json", "verify", input=flip_first_byte(keys[1]) + "\n")
+    assert not_json.exit_code == 1 and json.loads(not_json.stdout) == {"valid": False}
+
+    monkeypatch.setattr(cli_module, "_stdin_is_terminal", lambda: True)
+    typed = ok(server.url, "verify", input=keys[2] + "\n")
+    assert PROMPT in typed.stderr and typed.stdout.startswith("VALID: ")
+    assert keys[2] not in typed.output
+
+
+def test_shares_shows_custody_and_counts_since(server):
+    """Show a custody column and the counts, and pass --since to the server."""
+    keys = init_json(server)
+    ok(server.url, "verify", input=keys[0] + "\n")
+    x0, x1 = int(keys[0][-2:], 16), int(keys[1][-2:], 16)
+    table = ok(server.url, "shares").stdout
+    when = server.get("/v1/sys/shares").json()
+    verified_at = next(s["verified_at"] for s in when["shares"] if s["index"] == x0)
+    assert custody_of(table, x0) == f"verified {verified_at}" and custody_of(table, x1) == "never verified"
+    assert table.splitlines()[-1] == "5 shares issued, threshold 3; 5 verifiable, 1 verified"
+
+    past = ok(server.url, "shares", "--since", "2000-01-01T00:00:00Z").stdout.splitlines()[-1]
+    assert past == "5 shares issued, threshold 3; 5 verifiable, 1 verified since 2000-01-01T00:00:00Z"
+    future = ok(server.url, "shares", "--since", "2999-01-01T00:00:00+02:00").stdout.splitlines()[-1]
+    assert future == "5 shares issued, threshold 3; 5 verifiable, 0 verified since 2998-12-31T22:00:00Z"
+    as_json = ok(server.url, "--format", "json", "shares", "--since", "2000-01-01T00:00:00Z").stdout
+    assert json.loads(as_json) == server.get("/v1/sys/shares?since=2000-01-01T00:00:00Z").json()
+    bad = run(server.url, "shares", "--since", "yesterday")
+    assert bad.exit_code == 1 and "since must be an RFC 3339 time" in bad.stderr and bad.stdout == ""
