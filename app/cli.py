@@ -387,32 +387,45 @@ def start(options: Options, pgp_key: str | None) -> None:
         click.echo("Without --pgp-key, whoever submits the last share sees the new share in the clear.")
 
 
-@cli.command()
-@pass_options
-def update(options: Options) -> None:
-    """Submit your share to the attempt in progress (asked without echo)."""
+def _submit_share(
+    options: Options, status_path: str, update_path: str, *, missing: str, describe
+) -> dict | None:
+    """Send the holder's share to the ceremony in progress; return its status once complete."""
     client = options.client()
-    current = client.call("GET", ATTEMPT).data
+    current = client.call("GET", status_path).data
     if not current["started"]:
-        raise Failure(
-            "no share generation attempt is in progress; start one with 'generate-share start'",
-        )
-    click.echo(
-        f"Attempt {current['nonce']}: {_progress(current)}; "
-        f"new share encrypted to: {_fingerprint_line(current['pgp_fingerprint'])}",
-        err=True,
-    )
+        raise Failure(missing)  # before asking: nobody types a secret for nothing
+    click.echo(describe(current), err=True)
     body = {"key": _read_share(), "nonce": current["nonce"]}
-    reply = client.call("PUT", UPDATE, body)
+    reply = client.call("PUT", update_path, body)
     del body
     if options.json:
         _echo_json(reply)
-        return
+        return None
     s = reply.data
     click.echo(f"Share accepted: {_progress(s)}.")
     if not s["complete"]:
         left = s["required"] - s["progress"]
         click.echo(f"Waiting for {left} more share{'s' if left != 1 else ''}.")
+        return None
+    return s
+
+
+@cli.command()
+@pass_options
+def update(options: Options) -> None:
+    """Submit your share to the attempt in progress (asked without echo)."""
+    s = _submit_share(
+        options,
+        ATTEMPT,
+        UPDATE,
+        missing="no share generation attempt is in progress; start one with 'generate-share start'",
+        describe=lambda c: (
+            f"Attempt {c['nonce']}: {_progress(c)}; "
+            f"new share encrypted to: {_fingerprint_line(c['pgp_fingerprint'])}"
+        ),
+    )
+    if s is None:
         return
     if s["pgp_fingerprint"]:
         b64 = s["key_base64"]
@@ -624,25 +637,14 @@ def adopt_status(options: Options) -> None:
 @pass_options
 def adopt_update(options: Options) -> None:
     """Submit your existing share to the adoption in progress (asked without echo)."""
-    client = options.client()
-    current = client.call("GET", ADOPT).data
-    if not current["started"]:
-        raise Failure("no adoption is in progress; start one with 'generate-share adopt start'")
-    click.echo(
-        f"Adoption {current['nonce']}: {_progress(current)}, threshold {current['secret_threshold']}",
-        err=True,
+    s = _submit_share(
+        options,
+        ADOPT,
+        ADOPT_UPDATE,
+        missing="no adoption is in progress; start one with 'generate-share adopt start'",
+        describe=lambda c: f"Adoption {c['nonce']}: {_progress(c)}, threshold {c['secret_threshold']}",
     )
-    body = {"key": _read_share(), "nonce": current["nonce"]}
-    reply = client.call("PUT", ADOPT_UPDATE, body)
-    del body
-    if options.json:
-        _echo_json(reply)
-        return
-    s = reply.data
-    click.echo(f"Share accepted: {_progress(s)}.")
-    if not s["complete"]:
-        left = s["required"] - s["progress"]
-        click.echo(f"Waiting for {left} more share{'s' if left != 1 else ''}.")
+    if s is None:
         return
     t = s["secret_threshold"]
     click.echo(f"The share set is adopted: its {s['required']} shares agree on one key of threshold {t}.")
