@@ -86,6 +86,20 @@ _PGP_KEY_HELP = (
 )
 
 
+def _share_field(what: str) -> fields.String:
+    """Return the `key` field that carries one share, as hex or base64."""
+    return fields.String(
+        required=True,
+        validate=validate.Length(
+            min=1, max=1024, error="key must be one share as hex or base64, at most 1024 characters"
+        ),
+        error_messages={
+            "required": f"key is required: {what}, as hex or base64",
+            "invalid": f"key must be a string: {what}, as hex or base64",
+        },
+    )
+
+
 class InitRequest(Request):
     """PUT /sys/init."""
 
@@ -161,16 +175,7 @@ class UpdateRequest(Request):
 
     empty_is_absent = ("nonce",)
 
-    key = fields.String(
-        required=True,
-        validate=validate.Length(
-            min=1, max=1024, error="key must be one share as hex or base64, at most 1024 characters"
-        ),
-        error_messages={
-            "required": "key is required: one existing share, as hex or base64",
-            "invalid": "key must be a string: one existing share, as hex or base64",
-        },
-    )
+    key = _share_field("one existing share")
     nonce = fields.String(
         load_default=None,
         validate=validate.Length(max=64, error="nonce must be the attempt's nonce, a UUID"),
@@ -288,16 +293,7 @@ class SharesQuery(Schema):
 class VerifyRequest(Request):
     """PUT /sys/shares/verify."""
 
-    key = fields.String(
-        required=True,
-        validate=validate.Length(
-            min=1, max=1024, error="key must be one share as hex or base64, at most 1024 characters"
-        ),
-        error_messages={
-            "required": "key is required: the share you hold, as hex or base64",
-            "invalid": "key must be a string: the share you hold, as hex or base64",
-        },
-    )
+    key = _share_field("the share you hold")
 
 
 class CustodyReply(Schema):
