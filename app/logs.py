@@ -2,6 +2,9 @@
 
 Log records carry methods, paths, statuses, x coordinates and reasons; never
 a request body, a share or a key.
+
+Every request writes one line, so formatting is on the request path: the
+encoder is built once and the time stamp's seconds are reused within a second.
 """
 
 import json
@@ -11,25 +14,36 @@ import time
 
 __all__ = ["JsonFormatter", "configure"]
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# json.dumps with any option builds a new encoder on every call; this one is built once.
+_ENCODER = json.JSONEncoder(default=str)
 
 
 class JsonFormatter(logging.Formatter):
     """Format a record, and the fields passed in ``extra``, as one JSON line."""
 
+    # (whole seconds, their text): one tuple, so a thread reads a consistent pair.
+    _second: tuple[int, str] = (-1, "")
+
     def format(self, record: logging.LogRecord) -> str:
         """Return the record as a JSON object on one line."""
+        second = int(record.created)
+        cached, text = self._second
+        if second != cached:
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, text)
         doc = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": f"{text}.{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
-        doc.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        for key, value in vars(record).items():
+            if key not in _STANDARD:
+                doc[key] = value
         if record.exc_info:
             doc["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(doc, default=str)
+        return _ENCODER.encode(doc)
 
 
 def configure(level: str) -> None:

@@ -1,22 +1,31 @@
 """OpenPGP for the ceremony: parse a holder's public key and encrypt a share to it.
 
-python-gnupg drives the real ``gpg`` binary. Every operation gets its own
-throw-away GnuPG home, so requests share no keyring state and nothing stays on
-disk. python-gnupg reports most failures in result objects instead of raising;
-this module checks them and raises ``PGPError`` (the caller's key is unusable)
-or ``PGPUnavailable`` (gpg itself failed: the server's fault).
+python-gnupg drives the real ``gpg`` binary, and each start of it costs a few
+milliseconds, so a loaded key keeps its own private GnuPG home: ``load_public_key``
+makes the home, vets the key and imports it there (two gpg runs), and each
+``encrypt`` is then one gpg run. The home holds that one public key and nothing
+else, so requests share no keyring state; ``PublicKey.close()`` removes it (and
+stops any gpg daemon in it), and a ``weakref.finalize`` removes it if the key is
+dropped or the process exits without closing it. A key that was never loaded
+(or is closed) still encrypts, through a throw-away home. python-gnupg reports
+most failures in result objects instead of raising; this module checks them and
+raises ``PGPError`` (the caller's key is unusable) or ``PGPUnavailable`` (gpg
+itself failed: the server's fault).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
+import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gnupg
 
@@ -52,21 +61,85 @@ class PGPUnavailable(Exception):
     """gpg is missing or failed for reasons that have nothing to do with the key."""
 
 
+class _Home:
+    """The private GnuPG home of one loaded key, open until closed."""
+
+    def __init__(self) -> None:
+        """Start closed: a key built by hand has no home."""
+        self._lock = threading.Lock()  # one gpg run at a time in the home; close waits for it
+        self._gpg: gnupg.GPG | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    def open(self, owner: PublicKey, path: str, gpg: gnupg.GPG) -> None:
+        """Adopt the home at path, removed by close() or, at the latest, when owner goes."""
+        with self._lock:
+            self._gpg = gpg
+            # The callback holds the path only, never owner: finalize keeps no key alive.
+            self._finalizer = weakref.finalize(owner, _remove_home, path)
+
+    @contextlib.contextmanager
+    def gpg(self) -> Iterator[gnupg.GPG | None]:
+        """Yield the home's GPG (None once closed), holding the home for the duration."""
+        with self._lock:
+            yield self._gpg
+
+    def close(self) -> None:
+        """Remove the home and stop any daemon in it; a second call does nothing."""
+        with self._lock:
+            self._gpg = None
+            if self._finalizer is not None:
+                self._finalizer()  # runs the removal at most once, whoever calls first
+
+
 @dataclass(frozen=True)
 class PublicKey:
-    """One OpenPGP public key that can encrypt, as load_public_key accepted it."""
+    """One OpenPGP public key that can encrypt, as load_public_key accepted it.
+
+    A loaded key owns a private GnuPG home with the key imported: call close()
+    when the key is no longer needed (the attempt ends, init has encrypted).
+    """
 
     fingerprint: str  # primary key fingerprint, lowercase hex
     data: bytes  # the key as given (binary or armored), enough to import it again
+    _home: _Home = field(default_factory=_Home, init=False, repr=False, compare=False)
+
+    def close(self) -> None:
+        """Remove the key's GnuPG home; safe to call twice, and encrypt still works after."""
+        self._home.close()
+
+    @property
+    def closed(self) -> bool:
+        """Tell whether the key has no GnuPG home of its own (closed, or never loaded)."""
+        with self._home.gpg() as gpg:
+            return gpg is None
 
 
 def load_public_key(data: bytes) -> PublicKey:
     """Parse exactly one usable OpenPGP public key from binary or armored bytes."""
     if not data:
         raise PGPError(f"The PGP key is empty; {_EXPECTED}.")
-    with _gnupg() as gpg:
+    data = bytes(data)
+    path, gpg = _new_home()
+    try:
+        key = PublicKey(fingerprint=_vet(gpg, data), data=data)
+        key._home.open(key, path, gpg)
+    except BaseException:
+        _remove_home(path)
+        raise
+    try:
+        # The home is the key's now: import the key once, for every encrypt to come.
+        _import(gpg, key)
+    except BaseException:
+        key.close()
+        raise
+    return key
+
+
+def _vet(gpg: gnupg.GPG, data: bytes) -> str:
+    """Return the fingerprint of the one usable public key in data, or raise PGPError."""
+    with _gpg_failures():
         # A dry-run import (--import-options import-show): lists, stores nothing.
-        keys = gpg.scan_keys_mem(bytes(data))
+        keys = gpg.scan_keys_mem(data)
     if not keys:
         # gpg ends every import it got through with IMPORT_RES, even "0 keys";
         # without it gpg broke down before judging the data.
@@ -90,7 +163,7 @@ def load_public_key(data: bytes) -> PublicKey:
     # An uppercase E in the capabilities means some valid (sub)key can encrypt.
     if "E" not in key["cap"]:
         raise PGPError(f"The PGP key cannot encrypt (it has no valid encryption subkey); {_EXPECTED}.")
-    return PublicKey(fingerprint=key["fingerprint"].lower(), data=bytes(data))
+    return key["fingerprint"].lower()
 
 
 def fingerprint(key: PublicKey) -> str:
@@ -100,17 +173,36 @@ def fingerprint(key: PublicKey) -> str:
 
 def encrypt(plaintext: bytes | bytearray, key: PublicKey) -> bytes:
     """Encrypt plaintext to key and return a binary (not armored) OpenPGP message."""
+    with key._home.gpg() as gpg:
+        if gpg is not None:  # the key's own home: one gpg run
+            with _gpg_failures():
+                return _encrypted(_encrypt(gpg, plaintext, key))
+    # Closed, or built by hand: a throw-away home, the key imported into it.
     with _gnupg() as gpg:
+        _import(gpg, key)
+        result = _encrypt(gpg, plaintext, key)
+    return _encrypted(result)
+
+
+def _import(gpg: gnupg.GPG, key: PublicKey) -> None:
+    """Import key into gpg's home, or raise PGPUnavailable."""
+    with _gpg_failures():
         imported = gpg.import_keys(key.data)
-        fingerprints = [fp.lower() for fp in imported.fingerprints]
-        # load_public_key vetted key.data, so a failed import is gpg's fault.
-        if not imported or fingerprints != [key.fingerprint]:
-            raise PGPUnavailable(
-                f"gpg failed to import key {key.fingerprint} (exit code {imported.returncode})."
-            )
-        # The plaintext goes to gpg's stdin from memory (no temporary file).
-        # always_trust: the holder named this key; there is no web of trust to ask.
-        result = gpg.encrypt(plaintext, key.fingerprint, always_trust=True, armor=False)
+    fingerprints = [fp.lower() for fp in imported.fingerprints]
+    # load_public_key vetted key.data, so a failed import is gpg's fault.
+    if not imported or fingerprints != [key.fingerprint]:
+        raise PGPUnavailable(f"gpg failed to import key {key.fingerprint} (exit code {imported.returncode}).")
+
+
+def _encrypt(gpg: gnupg.GPG, plaintext: bytes | bytearray, key: PublicKey) -> gnupg.Crypt:
+    """Run gpg --encrypt to key in gpg's home and return python-gnupg's result."""
+    # The plaintext goes to gpg's stdin from memory (no temporary file).
+    # always_trust: the holder named this key; there is no web of trust to ask.
+    return gpg.encrypt(plaintext, key.fingerprint, always_trust=True, armor=False)
+
+
+def _encrypted(result: gnupg.Crypt) -> bytes:
+    """Return the message in result, or raise PGPError or PGPUnavailable."""
     if result.ok and result.data:
         return bytes(result.data)
     if result.status.startswith(("invalid recipient", "key expired")):
@@ -120,8 +212,18 @@ def encrypt(plaintext: bytes | bytearray, key: PublicKey) -> bytes:
 
 
 @contextlib.contextmanager
-def _gnupg() -> Iterator[gnupg.GPG]:
-    """Yield a GPG bound to a fresh private home, removed afterwards."""
+def _gpg_failures() -> Iterator[None]:
+    """Turn python-gnupg's own exceptions into PGPUnavailable."""
+    try:
+        yield
+    except (OSError, ValueError) as exc:
+        # python-gnupg raises these when gpg cannot be run, fails on start-up
+        # (the constructor runs it once) or a pipe to it breaks.
+        raise PGPUnavailable(f"gpg failed unexpectedly: {exc}") from exc
+
+
+def _new_home() -> tuple[str, gnupg.GPG]:
+    """Make a fresh private GnuPG home and return its path and a GPG bound to it."""
     binary = shutil.which("gpg")
     if binary is None:
         raise PGPUnavailable(INSTALL_HINT)
@@ -130,21 +232,58 @@ def _gnupg() -> Iterator[gnupg.GPG]:
     except OSError as exc:
         raise PGPUnavailable(f"Cannot create a temporary GnuPG home: {exc}") from exc
     try:
-        # One GPG per operation: its constructor runs `gpg --list-config`.
-        yield gnupg.GPG(gpgbinary=binary, gnupghome=home, options=GPG_OPTIONS)
-    except (OSError, ValueError) as exc:
-        # python-gnupg raises these when gpg cannot be run, fails on start-up
-        # (the constructor runs it once) or a pipe to it breaks.
-        raise PGPUnavailable(f"gpg failed unexpectedly: {exc}") from exc
+        with _gpg_failures():
+            return home, _bind(binary, home)
+    except BaseException:
+        _remove_home(home)
+        raise
+
+
+# python-gnupg's constructor runs `gpg --list-config` to learn gpg's version,
+# which is the same for every home: probe once per gpg binary, and give each
+# home a copy of the probed GPG (plain attributes only) with its own path.
+_PROBED: dict[str, gnupg.GPG] = {}
+_PROBED_LOCK = threading.Lock()
+
+
+def _bind(binary: str, home: str) -> gnupg.GPG:
+    """Return a GPG running binary in home; gpg's start-up probe runs once per binary."""
+    with _PROBED_LOCK:
+        probed = _PROBED.get(binary)
+        if probed is None:
+            probed = gnupg.GPG(gpgbinary=binary, gnupghome=home, options=GPG_OPTIONS)
+            _PROBED[binary] = probed  # only once the probe succeeded
+    gpg = copy.copy(probed)
+    gpg.gnupghome = home
+    gpg.options = list(GPG_OPTIONS)
+    return gpg
+
+
+@contextlib.contextmanager
+def _gnupg() -> Iterator[gnupg.GPG]:
+    """Yield a GPG bound to a fresh private home, removed afterwards."""
+    home, gpg = _new_home()
+    try:
+        with _gpg_failures():
+            yield gpg
     finally:
-        _stop_daemons(home)
-        shutil.rmtree(home, ignore_errors=True)
+        _remove_home(home)
+
+
+def _remove_home(home: str) -> None:
+    """Stop any daemon serving home, then delete it."""
+    _stop_daemons(home)
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def _stop_daemons(home: str) -> None:
     """Stop any gpg-agent or dirmngr serving home, so none outlives it."""
     # --no-autostart means none should exist; a socket in the home says one does.
-    if any(name.startswith("S.") for name in os.listdir(home)):
+    try:
+        names = os.listdir(home)
+    except OSError:  # already gone: nothing can serve it
+        return
+    if any(name.startswith("S.") for name in names):
         gpgconf = shutil.which("gpgconf") or "gpgconf"
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             subprocess.run(

@@ -1,13 +1,16 @@
 """app.pgp against the real gpg binary: parsing, encryption, refusals, hygiene."""
 
 import base64
+import gc
 import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
+import gnupg
 import pytest
 
 from app import pgp
@@ -186,15 +189,90 @@ def daemons(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
 def test_no_home_or_process_is_left_behind(keyring: Keyring, homes: list[str], daemons) -> None:
     key = load_public_key(keyring.public_binary(Keyring.ECC))
     encrypt(a_share(), key)
+    key.close()
     # A secret key is the input that would make gpg start an agent.
     with pytest.raises(PGPError):
         load_public_key(keyring.secret_armored(Keyring.RSA))
-    assert len(homes) == 3
+    assert len(homes) == 2
     for home in homes:
         assert os.path.dirname(home) == tempfile.gettempdir()
         assert not os.path.exists(home)
         assert processes_for(home) == ""
-    assert daemons == [("", "")] * 3, "gpg started a daemon"
+    assert daemons == [("", "")] * 2, "gpg started a daemon"
+
+
+def test_a_loaded_key_keeps_one_home_until_closed(keyring: Keyring, homes: list[str], daemons) -> None:
+    key = load_public_key(keyring.public_binary(Keyring.ECC))
+    [home] = homes
+    assert os.path.isdir(home) and not key.closed
+    shares = [a_share() for _ in range(3)]
+    messages = [encrypt(share, key) for share in shares]
+    assert homes == [home], "encrypt made a home of its own"
+    key.close()
+    assert key.closed and not os.path.exists(home) and processes_for(home) == ""
+    key.close()  # a second close does nothing
+    assert daemons == [("", "")], "the home was not removed exactly once"
+    assert [keyring.decrypt(m) for m in messages] == shares
+    # A closed key still encrypts, through a throw-away home.
+    share = a_share()
+    assert keyring.decrypt(encrypt(share, key)) == share
+    assert len(homes) == 2 and not any(os.path.exists(h) for h in homes)
+
+
+def test_a_dropped_key_leaves_no_home(keyring: Keyring, homes: list[str], daemons) -> None:
+    key = load_public_key(keyring.public_binary(Keyring.RSA))
+    encrypt(a_share(), key)
+    [home] = homes
+    del key
+    gc.collect()
+    assert not os.path.exists(home) and processes_for(home) == ""
+    assert daemons == [("", "")]
+
+
+def test_a_key_alive_at_exit_leaves_no_home(keyring: Keyring, tmp_path: Path) -> None:
+    # The process ends without closing the key: the finalizer removes the home at exit.
+    script = (
+        "import sys, tempfile\n"
+        "from app import pgp\n"
+        "key = pgp.load_public_key(sys.stdin.buffer.read())\n"
+        "assert tempfile.gettempdir() == sys.argv[1]\n"
+        "print(len(pgp.encrypt(b'share', key)))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        input=keyring.public_binary(Keyring.ECC),
+        capture_output=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        cwd=Path(__file__).resolve().parents[1],
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr.decode(errors="replace")
+    assert int(completed.stdout) > 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_ceremony_runs_gpg_three_times(keyring: Keyring, monkeypatch) -> None:
+    # Each gpg start costs milliseconds: load (scan, import) and one encrypt, plus
+    # python-gnupg's --list-config probe the first time a gpg binary is used.
+    runs: list[str] = []
+    real_open = gnupg.GPG._open_subprocess
+
+    def counting(self, args, *rest, **kwargs):
+        runs.append(next(a for a in args if a.startswith("--") and a != "--dry-run"))
+        return real_open(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(gnupg.GPG, "_open_subprocess", counting)
+    monkeypatch.setattr(pgp, "_PROBED", {})
+    for expected in (
+        ["--list-config", "--import-options", "--import", "--encrypt"],
+        ["--import-options", "--import", "--encrypt"],
+    ):
+        runs.clear()
+        key = load_public_key(keyring.public_binary(Keyring.ECC))
+        share = a_share()
+        assert keyring.decrypt(encrypt(share, key)) == share
+        key.close()
+        assert runs == expected
 
 
 def test_an_agent_that_did_start_is_stopped(keyring: Keyring, daemons, monkeypatch) -> None:
@@ -226,8 +304,14 @@ def test_the_share_never_reaches_the_disk(keyring: Keyring, monkeypatch) -> None
     monkeypatch.setattr(shutil, "rmtree", rmtree)
     monkeypatch.setattr(tempfile, "mkstemp", no_temporary_file)
     monkeypatch.setattr(tempfile, "NamedTemporaryFile", no_temporary_file)
-    assert keyring.decrypt(encrypt(share, key)) == share
+    message = encrypt(share, key)
+    key.close()  # the key's own home, used by encrypt
     assert scanned, "the GnuPG home was not inspected before removal"
+    # A closed key encrypts through a throw-away home: inspected too.
+    scanned.clear()
+    assert keyring.decrypt(encrypt(share, key)) == share
+    assert scanned, "the throw-away GnuPG home was not inspected before removal"
+    assert keyring.decrypt(message) == share
 
 
 @pytest.mark.parametrize("gnupg_level", [None, logging.DEBUG], ids=["as-configured", "gnupg-forced-to-debug"])
@@ -251,6 +335,7 @@ def test_the_share_never_reaches_the_logs(keyring: Keyring, caplog, gnupg_level)
 
 def test_missing_gpg_is_reported_with_the_fix(keyring: Keyring, monkeypatch, tmp_path) -> None:
     key = load_public_key(keyring.public_binary(Keyring.ECC))
+    key.close()  # encrypt must find gpg again
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no gpg anywhere
     with pytest.raises(PGPUnavailable, match=r"apt-get install gnupg"):
         load_public_key(keyring.public_binary(Keyring.ECC))
@@ -268,11 +353,18 @@ def test_gpg_failing_is_the_servers_fault(
         f'#!/bin/sh\ncase " $* " in *" {failing} "*) exit 2;; esac\nexec {shutil.which("gpg")} "$@"\n'
     )
     fake.chmod(0o755)
-    key = load_public_key(keyring.public_binary(Keyring.ECC))
+    # Built by hand, the key has no home: encrypt runs every step with the fake gpg.
+    key = PublicKey(fingerprint=keyring.fingerprint(Keyring.ECC), data=keyring.public_binary(Keyring.ECC))
     monkeypatch.setattr(pgp.shutil, "which", lambda name: str(fake) if name == "gpg" else None)
     if failing != "--encrypt":
         with pytest.raises(PGPUnavailable):
             load_public_key(keyring.public_binary(Keyring.ECC))
+    else:
+        # Loading works; encrypting in the key's own home fails.
+        loaded = load_public_key(keyring.public_binary(Keyring.ECC))
+        with pytest.raises(PGPUnavailable):
+            encrypt(a_share(), loaded)
+        loaded.close()
     with pytest.raises(PGPUnavailable):
         encrypt(a_share(), key)
     assert homes and all(not os.path.exists(home) for home in homes)

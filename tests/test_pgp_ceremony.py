@@ -1,6 +1,8 @@
 """PGP through the API: shares and new shares encrypted to real keys, decrypted by their holders."""
 
 import base64
+import gc
+import os
 
 import pytest
 
@@ -92,3 +94,49 @@ def test_one_unusable_init_key_refuses_the_whole_init(client, keyring):
         "pgp_keys[1]: ",
     )
     assert client.get(f"{V1}/init").get_json() == {"initialized": False}
+
+
+@pytest.fixture
+def live_homes(monkeypatch):
+    """Return a function that lists the GnuPG homes app.pgp made that still exist."""
+    from app import pgp
+
+    made: list[str] = []
+    real_mkdtemp = pgp.tempfile.mkdtemp
+
+    def mkdtemp(*args, **kwargs):
+        home = real_mkdtemp(*args, **kwargs)
+        made.append(home)
+        return home
+
+    monkeypatch.setattr(pgp.tempfile, "mkdtemp", mkdtemp)
+    return lambda: [home for home in made if os.path.exists(home)]
+
+
+def test_the_attempts_key_keeps_one_home_while_the_attempt_lasts(client, shares, keyring, live_homes):
+    pgp_key = b64(keyring.public_binary(keyring.ECC))
+    # Cancelled: the home goes with the attempt.
+    assert client.put(f"{V1}/generate-share/attempt", json={"pgp_key": pgp_key}).status_code == 200
+    assert len(live_homes()) == 1
+    assert client.delete(f"{V1}/generate-share/attempt").status_code == 204
+    assert live_homes() == []
+    # Completed: the home serves the encryption, then goes.
+    nonce = client.put(f"{V1}/generate-share/attempt", json={"pgp_key": pgp_key}).get_json()["nonce"]
+    for key in shares[:2]:
+        client.put(f"{V1}/generate-share/update", json={"key": key, "nonce": nonce})
+    assert len(live_homes()) == 1
+    r = client.put(f"{V1}/generate-share/update", json={"key": shares[2], "nonce": nonce})
+    assert r.get_json()["complete"] is True
+    assert live_homes() == []
+    # Refused because an attempt is in progress: the refused key's home goes too.
+    client.put(f"{V1}/generate-share/attempt", json={"pgp_key": pgp_key})
+    assert client.put(f"{V1}/generate-share/attempt", json={"pgp_key": pgp_key}).status_code == 400
+    gc.collect()
+    assert len(live_homes()) == 1
+
+
+def test_init_leaves_no_home(client, keyring, live_homes):
+    pgp_keys = [b64(keyring.public_binary(keyring.ECC)), b64(keyring.public_binary(keyring.RSA))]
+    r = client.put(f"{V1}/init", json={"secret_shares": 2, "secret_threshold": 2, "pgp_keys": pgp_keys})
+    assert r.status_code == 200
+    assert live_homes() == []
