@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
+STAMP_BENCH := $(VENV)/.installed-bench
 
-.PHONY: run test soak lint check-gpg clean
+.PHONY: run test soak lint check-gpg clean openapi bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,19 @@ test: $(STAMP_TEST) check-gpg
 
 soak: $(STAMP_TEST) check-gpg
 	$(BIN)/python -m pytest -m soak -s tests/test_soak.py
+
+openapi: $(STAMP_RUN)
+	$(BIN)/python -c 'import sys; from app.api.openapi import main; sys.exit(main())'
+
+$(STAMP_BENCH): $(STAMP_TEST)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+# Every benchmark in bench/ (pytest-benchmark) plus wrk and ceremony timings
+# against the real server; writes bench/RESULTS.md. About 5 minutes.
+bench: $(STAMP_BENCH) check-gpg
+	@command -v wrk >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk; }
+	$(BIN)/python bench/run.py
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check app tests wsgi.py gunicorn.conf.py
