@@ -20,40 +20,53 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 def _begin() -> None:
     """Name the request and remember who sent it."""
-    incoming = request.headers.get("X-Request-Id", "")
+    environ = request.environ  # read directly: this runs on every request
+    incoming = environ.get("HTTP_X_REQUEST_ID", "")
     request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-    g.started = time.perf_counter()
-    g.request_id = request_id
-    g.request_token = REQUEST.set(RequestInfo(request_id=request_id, client=request.remote_addr or ""))
+    # REMOTE_ADDR is the client after ProxyFix has applied the trusted hops.
+    who = RequestInfo(request_id=request_id, client=environ.get("REMOTE_ADDR") or "")
+    g.request = (time.perf_counter(), who, REQUEST.set(who))
 
 
 def _finish(response: Response) -> Response:
     """Add the headers every reply carries and write the access log line."""
     # Replies can carry shares: keep them out of every cache, and never let a
     # browser guess another type.
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    request_id = g.get("request_id", "")
-    response.headers["X-Request-Id"] = request_id
-    access_log.info(
-        "request",
-        extra={
-            "method": request.method,
-            "path": request.path,
-            "status": response.status_code,
-            "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 3),
-            "request_id": request_id,
-            "client": request.remote_addr or "",
-        },
-    )
+    headers = response.headers
+    headers["Cache-Control"] = "no-store"
+    headers["X-Content-Type-Options"] = "nosniff"
+    started, who, _ = g.get("request") or (time.perf_counter(), RequestInfo(), None)
+    headers["X-Request-Id"] = who.request_id
+    if access_log.isEnabledFor(logging.INFO):
+        environ = request.environ
+        # makeRecord and handle, not info(): info() would walk the stack to
+        # find the caller, which this line does not need, on every request.
+        record = access_log.makeRecord(
+            access_log.name,
+            logging.INFO,
+            __file__,
+            0,
+            "request",
+            None,
+            None,
+            extra={
+                "method": environ.get("REQUEST_METHOD", ""),
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "request_id": who.request_id,
+                "client": who.client,
+            },
+        )
+        access_log.handle(record)
     return response
 
 
 def _end(exc: BaseException | None) -> None:
     """Forget the request's identity."""
-    token = g.pop("request_token", None)
-    if token is not None:
-        REQUEST.reset(token)
+    state = g.pop("request", None)
+    if state is not None:
+        REQUEST.reset(state[2])
 
 
 def register(app: Flask) -> None:
