@@ -47,8 +47,8 @@ bench: $(STAMP_BENCH) check-gpg
 	$(BIN)/python bench/run.py
 
 lint: $(STAMP_TEST)
-	$(BIN)/ruff check app tests wsgi.py gunicorn.conf.py
-	$(BIN)/ruff format --check app tests wsgi.py gunicorn.conf.py
+	$(BIN)/ruff check app tests bench wsgi.py gunicorn.conf.py
+	$(BIN)/ruff format --check app tests bench wsgi.py gunicorn.conf.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -220,49 +220,51 @@ class GenerateShareService:
                 f"secret_shares ({secret_shares}), one PGP key per share"
             )
         keys = [self._load_pgp_key(d, f"pgp_keys[{i}]") for i, d in enumerate(pgp_keys or [])]
-        with self._lock:
-            self._require_uninitialized()
-            xs = secrets.SystemRandom().sample(range(1, MAX_X + 1), secret_shares)
-            master = bytearray(secrets.token_bytes(KEY_LENGTH))
-            try:
-                shares = shamir.split(master, secret_shares, secret_threshold, xs=xs)
-                salt = secrets.token_bytes(32)
-                mac = _verifier(bytes(master), salt)
-            finally:
-                _wipe([master])
-            out = [self._encrypt(s, k) for s, k in zip(shares, keys, strict=True)] if keys else shares
-            _close(*keys)
-            now = self._clock()
-            custody_key = secrets.token_bytes(32)
-            fingerprints = [k.fingerprint for k in keys]
-            records = tuple(
-                ShareRecord(
-                    index=x,
-                    origin="init",
-                    issued_at=now,
-                    pgp_fingerprint=fp,
-                    digest=_custody_digest(custody_key, share),
+        try:
+            with self._lock:
+                self._require_uninitialized()
+                xs = secrets.SystemRandom().sample(range(1, MAX_X + 1), secret_shares)
+                master = bytearray(secrets.token_bytes(KEY_LENGTH))
+                try:
+                    shares = shamir.split(master, secret_shares, secret_threshold, xs=xs)
+                    salt = secrets.token_bytes(32)
+                    mac = _verifier(bytes(master), salt)
+                finally:
+                    _wipe([master])
+                out = [self._encrypt(s, k) for s, k in zip(shares, keys, strict=True)] if keys else shares
+                now = self._clock()
+                custody_key = secrets.token_bytes(32)
+                fingerprints = [k.fingerprint for k in keys]
+                records = tuple(
+                    ShareRecord(
+                        index=x,
+                        origin="init",
+                        issued_at=now,
+                        pgp_fingerprint=fp,
+                        digest=_custody_digest(custody_key, share),
+                    )
+                    for x, fp, share in zip(xs, fingerprints or [""] * secret_shares, shares, strict=True)
                 )
-                for x, fp, share in zip(xs, fingerprints or [""] * secret_shares, shares, strict=True)
-            )
-            self._store.initialize(
-                State(
+                self._store.initialize(
+                    State(
+                        threshold=secret_threshold,
+                        key_length=KEY_LENGTH,
+                        verifier_salt=salt,
+                        verifier_mac=mac,
+                        custody_key=custody_key,
+                        share_limit=share_limit,
+                        shares=records,
+                    ),
+                    "init",
                     threshold=secret_threshold,
-                    key_length=KEY_LENGTH,
-                    verifier_salt=salt,
-                    verifier_mac=mac,
-                    custody_key=custody_key,
+                    shares=secret_shares,
                     share_limit=share_limit,
-                    shares=records,
-                ),
-                "init",
-                threshold=secret_threshold,
-                shares=secret_shares,
-                share_limit=share_limit,
-                indices=xs,
-                pgp_fingerprints=fingerprints,
-            )
-            return InitResult(keys=out, pgp_fingerprints=fingerprints)
+                    indices=xs,
+                    pgp_fingerprints=fingerprints,
+                )
+                return InitResult(keys=out, pgp_fingerprints=fingerprints)
+        finally:
+            _close(*keys)  # each loaded key keeps a private GnuPG home until closed
 
     # -- the share generation attempt --------------------------------------
 
@@ -274,18 +276,22 @@ class GenerateShareService:
     def start(self, pgp_key: bytes | None = None) -> Status:
         """Begin an attempt, optionally encrypting the new share to ``pgp_key``."""
         key = self._load_pgp_key(pgp_key, "pgp_key") if pgp_key is not None else None
-        with self._lock:
-            state = self._state()
-            if self._attempt is not None:
-                raise Conflict(
-                    "share generation already in progress; cancel it with "
-                    f"DELETE {_ATTEMPT_URL} before starting another"
-                )
-            self._free_x(state)  # refuse now rather than after the quorum gathered
-            attempt = _Attempt(nonce=str(uuid.uuid4()), pgp_key=key)
-            self._store.record("attempt_started", nonce=attempt.nonce, pgp_fingerprint=_fingerprint(key))
-            self._attempt = attempt
-            return self._status(state)
+        try:
+            with self._lock:
+                state = self._state()
+                if self._attempt is not None:
+                    raise Conflict(
+                        "share generation already in progress; cancel it with "
+                        f"DELETE {_ATTEMPT_URL} before starting another"
+                    )
+                self._free_x(state)  # refuse now rather than after the quorum gathered
+                attempt = _Attempt(nonce=str(uuid.uuid4()), pgp_key=key)
+                self._store.record("attempt_started", nonce=attempt.nonce, pgp_fingerprint=_fingerprint(key))
+                self._attempt = attempt
+                return self._status(state)
+        except BaseException:
+            _close(key)  # a refused start keeps no GnuPG home
+            raise
 
     def cancel(self) -> None:
         """Drop the attempt in progress and every share submitted to it."""

@@ -130,7 +130,8 @@ def encode_state_file(state: State | None, head: Head) -> bytes:
         "audit": {"seq": head.seq, "head": head.digest},
         "state": state.to_dict() if state is not None else None,
     }
-    return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
+    # No indent: json only uses its C encoder without one, and this runs on every change.
+    return (json.dumps(doc, sort_keys=True) + "\n").encode()
 
 
 def parse_state_file(raw: bytes) -> tuple[State | None, Head]:

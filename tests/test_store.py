@@ -40,9 +40,8 @@ def test_a_new_folder_is_private_and_uninitialized(tmp_path, store):
 
 def test_state_survives_reopening_and_files_are_0600(tmp_path, store):
     store.initialize(make_state(), "init")
-    store.add_share(
-        ShareRecord(index=77, origin="generate-share", issued_at="t", pgp_fingerprint="ab"), "share_issued", index=77
-    )
+    record = ShareRecord(index=77, origin="generate-share", issued_at="t", pgp_fingerprint="ab")
+    store.add_share(record, "share_issued", index=77)
     store.close()
     again = Store.open(tmp_path / "data")
     try:
