@@ -1,8 +1,8 @@
 """/sys/adopt/attempt and /sys/adopt/update: bring an existing share set in."""
 
-from flask import Blueprint, Response
+from flask import Blueprint
 
-from .common import get_service, load_body, reply
+from .common import get_service, load_body, no_content, reply
 from .schemas import AdoptionStatusReply, AdoptRequest, UpdateRequest
 
 bp = Blueprint("adopt", __name__)
@@ -32,9 +32,7 @@ def start_adoption():
 def cancel_adoption():
     """Cancel the adoption and forget its shares."""
     get_service().cancel_adoption()
-    response = Response(status=204)
-    del response.headers["Content-Type"]  # no body, so no type
-    return response
+    return no_content()
 
 
 @bp.route("/adopt/update", methods=["PUT", "POST"])

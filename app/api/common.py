@@ -8,7 +8,7 @@ from marshmallow import Schema, ValidationError
 from ..errors import BadRequest
 from ..service import GenerateShareService
 
-__all__ = ["get_service", "load_body", "reply", "sentences"]
+__all__ = ["get_service", "load_body", "no_content", "reply", "sentences"]
 
 EXTENSION = "generate_share"
 
@@ -67,3 +67,10 @@ def reply(schema: Schema, obj, status: int = 200) -> Response:
     return current_app.response_class(
         json.dumps(schema.dump(obj)), status=status, mimetype="application/json"
     )
+
+
+def no_content() -> Response:
+    """Answer 204 with no body, and so no Content-Type."""
+    response = current_app.response_class(status=204)
+    del response.headers["Content-Type"]
+    return response

@@ -1,8 +1,8 @@
 """/sys/generate-share/attempt and /sys/generate-share/update."""
 
-from flask import Blueprint, Response
+from flask import Blueprint
 
-from .common import get_service, load_body, reply
+from .common import get_service, load_body, no_content, reply
 from .schemas import AttemptRequest, StatusReply, UpdateRequest
 
 bp = Blueprint("generate_share", __name__)
@@ -29,9 +29,7 @@ def start_attempt():
 def cancel_attempt():
     """Cancel the attempt and forget its shares."""
     get_service().cancel()
-    response = Response(status=204)
-    del response.headers["Content-Type"]  # no body, so no type
-    return response
+    return no_content()
 
 
 @bp.route("/generate-share/update", methods=["PUT", "POST"])
