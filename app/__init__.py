@@ -21,12 +21,16 @@ DEFAULTS = {
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "LOG_LEVEL": "INFO",
     "TRUSTED_PROXIES": 0,
+    "PROVIDE_AUTOMATIC_OPTIONS": False,
 }
 
 
 def create_app(test_config: Mapping | None = None) -> Flask:
     """Build the app: defaults, then GENERATE_SHARE_* variables or ``test_config``."""
     app = Flask(__name__)
+    # Every reply is JSON: no automatic HTML answer to OPTIONS (405 instead),
+    # and no HTML redirect for a doubled slash (404 instead).
+    app.url_map.merge_slashes = False
     app.config.from_mapping(DEFAULTS)
     if test_config is None:
         app.config.from_prefixed_env("GENERATE_SHARE")

@@ -438,3 +438,10 @@ def test_the_share_limit_cannot_be_raised_through_the_api(client):
         "already initialized",
     )
     assert client.get(f"{V1}/shares").get_json()["share_limit"] == 2
+
+
+def test_options_and_doubled_slashes_get_json_too(client):
+    text = assert_error(client.options(f"{V1}/init"), 405, "OPTIONS is not allowed on /v1/sys/init")
+    assert "GET" in text
+    assert_error(client.get("/v1/sys//init"), 404, "no such path: /v1/sys//init")
+    assert_error(client.get(f"{V1}/init/"), 404, "no such path")
