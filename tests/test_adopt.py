@@ -188,6 +188,7 @@ def test_init_and_adoption_exclude_each_other(client):
         ({"secret_threshold": 3, "required": 256}, "required must be from secret_threshold + 1 to 255"),
         ({"secret_threshold": 3, "known_indices": [1, 1]}, "must not list the same x twice"),
         ({"secret_threshold": 3, "known_indices": [0]}, "an x from 1 to 255"),
+        ({"secret_threshold": 3, "known_indices": [4, None]}, "known_indices[1]: each of known_indices"),
         ({"secret_threshold": 3, "known_indices": "1,2"}, "JSON list"),
         ({"secret_threshold": 3, "share_limit": 3}, "share_limit"),
     ],

@@ -49,17 +49,21 @@ def load_body(schema: Schema) -> dict:
         raise BadRequest(*sentences(exc.messages)) from None
 
 
-def sentences(messages) -> list[str]:
-    """Flatten marshmallow's nested messages into a list of sentences."""
+def sentences(messages, where: str = "") -> list[str]:
+    """Flatten marshmallow's nested messages into sentences, naming list entries."""
     if isinstance(messages, str):
-        return [messages]
+        return [f"{where}: {messages}" if where else messages]
     if isinstance(messages, dict):
         out = []
         for key, value in messages.items():
-            for sentence in sentences(value):
-                out.append(sentence if isinstance(key, str) else f"entry {key}: {sentence}")
+            if isinstance(key, int):  # an entry of a list: "pgp_keys[2]"
+                out += sentences(value, f"{where}[{key}]")
+            elif isinstance(value, dict):  # a list field's entries
+                out += sentences(value, key)
+            else:  # a field's own sentences name it already
+                out += sentences(value, where)
         return out
-    return [s for m in messages for s in sentences(m)]
+    return [s for m in messages for s in sentences(m, where)]
 
 
 def reply(schema: Schema, obj, status: int = 200) -> Response:

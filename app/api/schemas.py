@@ -23,7 +23,15 @@ __all__ = [
 ]
 
 
-class StrictInteger(fields.Integer):
+class _NullIsInvalid:
+    """Say the field's own sentence for a null too (a null inside a list is no value)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.error_messages["null"] = self.error_messages["invalid"]
+
+
+class StrictInteger(_NullIsInvalid, fields.Integer):
     """A JSON integer: no strings, floats or booleans."""
 
     def __init__(self, **kwargs):
@@ -39,8 +47,10 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-class Base64Bytes(fields.Field):
+class Base64Bytes(_NullIsInvalid, fields.Field):
     """Bytes carried as standard padded base64."""
+
+    default_error_messages = {"invalid": "must be standard padded base64"}
 
     def _serialize(self, value, attr, obj, **kwargs):
         return _b64(value) if value is not None else None
