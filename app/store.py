@@ -372,7 +372,7 @@ class Store:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
-                os.fsync(f.fileno())
+                os.fdatasync(f.fileno())
             os.replace(tmp, self.path / name)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -134,9 +134,10 @@ def hooked(real):
         return result
     return call
 
-# The steps of recording a new share: append the trail line (write, fsync),
-# write the state file's temporary copy (fsync), rename it, fsync the folder.
+# The steps of recording a new share: append the trail line (write, fdatasync),
+# write the state file's temporary copy (fdatasync), rename it, fsync the folder.
 os.write, os.fsync, os.replace = hooked(os.write), hooked(os.fsync), hooked(os.replace)
+os.fdatasync = hooked(os.fdatasync)
 r = client.put("/v1/sys/generate-share/update", json={"key": keys[2], "nonce": nonce})
 sys.exit(0 if r.status_code == 200 else 1)
 """

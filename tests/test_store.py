@@ -104,7 +104,7 @@ def test_a_failed_write_changes_nothing(tmp_path, store, monkeypatch):
     def disk_full(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(os, "fsync", disk_full)
+    monkeypatch.setattr(os, "fdatasync", disk_full)
     with pytest.raises(Unavailable, match="nothing was changed or issued"):
         store.add_share(ShareRecord(index=5, origin="generate-share", issued_at="t"), "share_issued", index=5)
     monkeypatch.undo()
