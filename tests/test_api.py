@@ -128,7 +128,7 @@ def test_init_of_255_shares_uses_every_x_and_leaves_no_room(client):
             "base64-encoded OpenPGP",
         ),
         (b'{"secret_shares": 2, "secret_threshold": 2, "pgp_keys": [1, "YQ=="]}', "base64-encoded OpenPGP"),
-        (b'{"secret_shares": 2, "secret_threshold": 2, "pgp_keys": ["YQ==", null]}', "pgp_keys[1]: each entry"),
+        (b'{"secret_shares": 2, "secret_threshold": 2, "pgp_keys": ["YQ==", null]}', "pgp_keys[1]: each"),
         (b'{"secret_shares": 2, "secret_threshold": 2, "pgp_keys": ["YWJj", "YWJj"]}', "pgp_keys[0]"),
     ],
 )
