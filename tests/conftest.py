@@ -8,6 +8,15 @@ from app import create_app
 from gpgtools import Keyring
 
 
+def pytest_assertrepr_compare(config, op, left, right):
+    """Never print the values of a failed "not in" check: they may be shares."""
+    if op == "not in" and isinstance(left, str | bytes) and isinstance(right, str | bytes):
+        return [
+            f"a {type(left).__name__} of length {len(left)} was found where it must not be (values not shown)"
+        ]
+    return None
+
+
 @pytest.fixture(scope="session")
 def keyring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keyring]:
     """Make the session's OpenPGP test keys once; stop their gpg-agent at the end."""
