@@ -167,29 +167,6 @@ def loadavg() -> str:
 # --- servers and clients --------------------------------------------------
 
 
-class Gunicorn(Server):
-    """gunicorn with the production configuration (gunicorn.conf.py), serving any app."""
-
-    def __init__(self, data_dir: Path, log_path: Path, app_spec: str = "wsgi:app", **kwargs) -> None:
-        """Prepare to serve app_spec on a free loopback port."""
-        super().__init__(data_dir, log_path, **kwargs)
-        self.app_spec = app_spec
-
-    def spawn(self) -> subprocess.Popen:
-        """Start gunicorn in its own process group, its output to the log file."""
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *self.args, self.app_spec],
-                cwd=ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self.proc
-
-
 class Client:
     """One keep-alive HTTP/1.1 connection, the leanest client the standard library offers."""
 
@@ -215,10 +192,10 @@ class Client:
 
 
 @contextlib.contextmanager
-def serving(workdir: Path, name: str, app_spec: str = "wsgi:app") -> Iterator[Gunicorn]:
+def serving(workdir: Path, name: str, app_spec: str = "wsgi:app") -> Iterator[Server]:
     """Run one gunicorn on a fresh data folder for the duration."""
     args = [] if app_spec == "wsgi:app" else ["--pythonpath", str(BENCH)]
-    server = Gunicorn(workdir / name, workdir / f"{name}.log", app_spec, args=args)
+    server = Server(workdir / name, workdir / f"{name}.log", args=args, app_spec=app_spec)
     with server:
         yield server
 

@@ -27,7 +27,16 @@ def free_port() -> int:
 class Server:
     """One gunicorn master with the production configuration."""
 
-    def __init__(self, data_dir: Path, log_path: Path, *, env: dict | None = None, args=(), prefix=()):
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        *,
+        env: dict | None = None,
+        args=(),
+        prefix=(),
+        app_spec: str = "wsgi:app",
+    ):
         self.data_dir = Path(data_dir)
         self.log_path = Path(log_path)
         self.port = free_port()
@@ -40,6 +49,7 @@ class Server:
         }
         self.args = list(args)
         self.prefix = list(prefix)  # e.g. setpriv, to run with fewer privileges
+        self.app_spec = app_spec  # the service, or a benchmark's bare app
         self.proc: subprocess.Popen | None = None
 
     def spawn(self) -> subprocess.Popen:
@@ -55,7 +65,7 @@ class Server:
                     "-c",
                     "gunicorn.conf.py",
                     *self.args,
-                    "wsgi:app",
+                    self.app_spec,
                 ],
                 cwd=ROOT,
                 env=self.env,
