@@ -1,0 +1,206 @@
+"""Adoption: a quorum brings an existing (Vault) share set in, checked for consistency."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .. import shamir
+from ..errors import BadRequest, Conflict
+from ..store import ShareRecord, State
+from .common import ADOPT_URL, MAX_X, Context, custody_digest, verifier
+from .quorum import Quorum, wipe
+
+__all__ = [
+    "ADOPT_SHARE_LENGTHS",
+    "Adoption",
+    "AdoptionStatus",
+    "Request",
+    "cancel",
+    "check_request",
+    "complete",
+    "refuse_second",
+    "require_adoption",
+    "start",
+    "status",
+]
+
+#: Adopted keys may be 1 to 64 bytes (Vault's own are 16 to 32): shares are one more.
+ADOPT_SHARE_LENGTHS = range(2, 66)
+
+
+@dataclass(frozen=True)
+class AdoptionStatus:
+    """The progress of an adoption, as GET reports it."""
+
+    started: bool
+    nonce: str
+    progress: int
+    required: int
+    secret_threshold: int
+    complete: bool = False
+    indices: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Request:
+    """What an adoption was started with, once checked."""
+
+    threshold: int
+    required: int
+    known: tuple[int, ...]
+    share_limit: int
+
+
+@dataclass
+class Adoption:
+    """An adoption in progress: what it was started with and the quorum's shares."""
+
+    request: Request
+    quorum: Quorum
+
+
+def check_request(
+    secret_threshold: int, required: int | None, known_indices: Sequence[int], share_limit: int | None
+) -> Request:
+    """Refuse numbers that do not fit together; fill in the defaults."""
+    required = secret_threshold + 1 if required is None else required
+    share_limit = MAX_X if share_limit is None else share_limit
+    if not 2 <= secret_threshold < MAX_X:
+        raise BadRequest(
+            f"secret_threshold must be from 2 to {MAX_X - 1}: adoption needs more shares "
+            "than the threshold (required > secret_threshold) to check that they agree, "
+            "and no share set has more than 255"
+        )
+    if not secret_threshold < required <= MAX_X:
+        raise BadRequest(
+            f"required must be from secret_threshold + 1 ({secret_threshold + 1}) to 255: "
+            "one share more than the threshold is what lets the service catch a wrong one"
+        )
+    known = tuple(sorted(set(known_indices)))
+    if len(known) != len(known_indices) or any(not 1 <= x <= MAX_X for x in known):
+        raise BadRequest("known_indices must list distinct x coordinates from 1 to 255")
+    if share_limit < max(required, len(known)):
+        raise BadRequest(
+            f"share_limit ({share_limit}) must be at least the number of shares that "
+            "already exist (required, and every known index)"
+        )
+    return Request(threshold=secret_threshold, required=required, known=known, share_limit=share_limit)
+
+
+def status(adoption: Adoption | None) -> AdoptionStatus:
+    """Report the adoption in progress, or that none is."""
+    if adoption is None:
+        return AdoptionStatus(started=False, nonce="", progress=0, required=0, secret_threshold=0)
+    return AdoptionStatus(
+        started=True,
+        nonce=adoption.quorum.nonce,
+        progress=adoption.quorum.progress,
+        required=adoption.request.required,
+        secret_threshold=adoption.request.threshold,
+    )
+
+
+def refuse_second(adoption: Adoption | None) -> None:
+    """Refuse to start an adoption while one is in progress."""
+    if adoption is not None:
+        raise Conflict(
+            f"an adoption is already in progress; cancel it with DELETE {ADOPT_URL} before starting another"
+        )
+
+
+def start(ctx: Context, request: Request) -> Adoption:
+    """Begin adopting a share set that another system (Vault) split."""
+    quorum = Quorum(
+        required=request.required,
+        lengths=ADOPT_SHARE_LENGTHS,
+        record=ctx.store.record,
+        require_nonce=ctx.require_nonce,
+    )
+    ctx.store.record(
+        "adoption_started",
+        nonce=quorum.nonce,
+        threshold=request.threshold,
+        required=request.required,
+        known_indices=list(request.known),
+        share_limit=request.share_limit,
+    )
+    return Adoption(request=request, quorum=quorum)
+
+
+def require_adoption(adoption: Adoption | None) -> Adoption:
+    """Return the adoption in progress, or refuse because there is none."""
+    if adoption is None:
+        raise Conflict(f"no adoption is in progress; start one with PUT {ADOPT_URL}")
+    return adoption
+
+
+def cancel(ctx: Context, adoption: Adoption) -> None:
+    """Record the cancel and forget the submitted shares."""
+    ctx.store.record("adoption_cancelled", nonce=adoption.quorum.nonce, progress=adoption.quorum.progress)
+    adoption.quorum.clear()
+
+
+def complete(ctx: Context, adoption: Adoption, shares: list[bytes]) -> AdoptionStatus:
+    """Check that the shares lie on one polynomial, then take the key in."""
+    request = adoption.request
+    xs = [s[-1] for s in shares]
+    basis = shares[: request.threshold]
+    # Every share beyond the threshold must be the one the first t predict.
+    consistent = all(
+        hmac.compare_digest(shamir.interpolate(basis, s[-1]), s) for s in shares[request.threshold :]
+    )
+    if not consistent:
+        ctx.store.record("adoption_failed", nonce=adoption.quorum.nonce, indices=xs)
+        raise BadRequest(
+            f"the {len(shares)} shares are not consistent: they do not lie on one polynomial "
+            f"of threshold {request.threshold}, so at least one is wrong or mistyped (or the "
+            "threshold is not theirs); progress was reset to 0: each holder should check "
+            "their share and submit it again",
+            audited=True,
+        )
+    master = bytearray(shamir.combine(basis))
+    try:
+        salt = secrets.token_bytes(32)
+        mac = verifier(bytes(master), salt)
+    finally:
+        wipe([master])
+    now = ctx.clock()
+    custody_key = secrets.token_bytes(32)
+    submitted = {s[-1]: custody_digest(custody_key, s) for s in shares}
+    indices = sorted(set(submitted) | set(request.known))
+    records = tuple(
+        ShareRecord(index=x, origin="adopted", issued_at=now, digest=submitted.get(x, "")) for x in indices
+    )
+    share_limit = max(request.share_limit, len(indices))
+    key_length = len(shares[0]) - 1
+    ctx.store.initialize(
+        State(
+            threshold=request.threshold,
+            key_length=key_length,
+            verifier_salt=salt,
+            verifier_mac=mac,
+            custody_key=custody_key,
+            share_limit=share_limit,
+            shares=records,
+        ),
+        "adopted",
+        nonce=adoption.quorum.nonce,
+        threshold=request.threshold,
+        key_length=key_length,
+        indices=indices,
+        submitted=xs,
+        known_indices=list(request.known),
+        share_limit=share_limit,
+    )
+    return AdoptionStatus(
+        started=True,
+        nonce=adoption.quorum.nonce,
+        progress=len(shares),
+        required=request.required,
+        secret_threshold=request.threshold,
+        complete=True,
+        indices=tuple(indices),
+    )

@@ -1,0 +1,32 @@
+"""The custody check: one holder proves, alone, that their share is the one issued."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from ..encoding import decode_share
+from ..store import ShareRecord, State
+from .common import Context, custody_digest, one_length
+
+__all__ = ["Custody", "verify"]
+
+
+@dataclass(frozen=True)
+class Custody:
+    """The answer to a custody check."""
+
+    valid: bool
+    record: ShareRecord | None = None
+
+
+def verify(ctx: Context, state: State, key: str) -> Custody:
+    """Tell whether ``key`` is the share the service recorded at its x; record the check."""
+    share = decode_share(key, one_length(state))
+    x = share[-1]
+    record = next((r for r in state.shares if r.index == x), None)
+    digest = custody_digest(state.custody_key, share)
+    if record is None or not record.verifiable or not hmac.compare_digest(digest, record.digest):
+        ctx.store.record("share_verify_failed", index=x)
+        return Custody(valid=False)
+    return Custody(valid=True, record=ctx.store.mark_verified(x, ctx.clock(), "share_verified", index=x))

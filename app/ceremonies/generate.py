@@ -1,0 +1,170 @@
+"""The generate-share attempt: a quorum mints one new share of the key at a fresh x."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from .. import pgp as pgp_module
+from .. import shamir
+from ..errors import BadRequest, Conflict
+from ..store import ShareRecord, State
+from .common import (
+    ATTEMPT_URL,
+    MAX_X,
+    Context,
+    close,
+    custody_digest,
+    encrypt,
+    fingerprint,
+    one_length,
+    subkey_fingerprint,
+    verifier,
+)
+from .quorum import Quorum, wipe
+
+__all__ = ["Attempt", "Status", "cancel", "check_start", "complete", "require_attempt", "start", "status"]
+
+
+@dataclass(frozen=True)
+class Status:
+    """The progress of the share generation attempt, as GET reports it."""
+
+    started: bool
+    nonce: str
+    progress: int
+    required: int
+    pgp_fingerprint: str = ""
+    complete: bool = False
+    key: bytes = b""
+    pgp_subkey_fingerprint: str = ""
+
+
+@dataclass
+class Attempt:
+    """An attempt in progress: the quorum's shares and the new holder's PGP key."""
+
+    quorum: Quorum
+    pgp_key: pgp_module.PublicKey | None = None
+
+
+def status(state: State, attempt: Attempt | None) -> Status:
+    """Report the attempt in progress, or that none is."""
+    if attempt is None:
+        return Status(started=False, nonce="", progress=0, required=state.threshold)
+    return Status(
+        started=True,
+        nonce=attempt.quorum.nonce,
+        progress=attempt.quorum.progress,
+        required=state.threshold,
+        pgp_fingerprint=fingerprint(attempt.pgp_key),
+        pgp_subkey_fingerprint=subkey_fingerprint(attempt.pgp_key),
+    )
+
+
+def check_start(state: State, attempt: Attempt | None) -> None:
+    """Refuse a start that cannot lead to a new share, before any PGP work."""
+    if attempt is not None:
+        raise Conflict(
+            "share generation already in progress; cancel it with "
+            f"DELETE {ATTEMPT_URL} before starting another"
+        )
+    free_x(state)  # refuse now rather than after the quorum gathered
+
+
+def start(ctx: Context, state: State, key: pgp_module.PublicKey | None) -> Attempt:
+    """Begin an attempt whose new share is encrypted to ``key`` (when given)."""
+    quorum = Quorum(
+        required=state.threshold,
+        lengths=one_length(state),
+        record=ctx.store.record,
+        require_nonce=ctx.require_nonce,
+    )
+    ctx.store.record(
+        "attempt_started",
+        nonce=quorum.nonce,
+        pgp_fingerprint=fingerprint(key),
+        pgp_subkey_fingerprint=subkey_fingerprint(key),
+    )
+    return Attempt(quorum=quorum, pgp_key=key)
+
+
+def require_attempt(attempt: Attempt | None) -> Attempt:
+    """Return the attempt in progress, or refuse because there is none."""
+    if attempt is None:
+        raise Conflict(f"no share generation attempt is in progress; start one with PUT {ATTEMPT_URL}")
+    return attempt
+
+
+def cancel(ctx: Context, attempt: Attempt) -> None:
+    """Record the cancel, forget the submitted shares and release the PGP key."""
+    ctx.store.record("attempt_cancelled", nonce=attempt.quorum.nonce, progress=attempt.quorum.progress)
+    attempt.quorum.clear()
+    close(attempt.pgp_key)
+
+
+def complete(ctx: Context, state: State, attempt: Attempt, shares: list[bytes]) -> Status:
+    """Rebuild the key in memory, check it, and issue a share at a fresh x."""
+    master = bytearray(shamir.combine(shares))
+    try:
+        ok = hmac.compare_digest(verifier(bytes(master), state.verifier_salt), state.verifier_mac)
+    finally:
+        wipe([master])
+    nonce = attempt.quorum.nonce
+    if not ok:
+        ctx.store.record("reconstruction_failed", nonce=nonce, indices=[s[-1] for s in shares])
+        raise BadRequest(
+            "the submitted shares did not reconstruct the master key; progress "
+            "was reset to 0: each holder should check their share and submit it again",
+            audited=True,
+        )
+    x = secrets.choice(free_x(state))
+    new_share = shamir.interpolate(shares, x)
+    key = encrypt(ctx.pgp, new_share, attempt.pgp_key) if attempt.pgp_key else new_share
+    primary, subkey = fingerprint(attempt.pgp_key), subkey_fingerprint(attempt.pgp_key)
+    # Recorded durably before anyone sees it: a share the registry does not
+    # list must never exist. If this raises, nothing was handed out.
+    ctx.store.add_share(
+        ShareRecord(
+            index=x,
+            origin="generate-share",
+            issued_at=ctx.clock(),
+            pgp_fingerprint=primary,
+            digest=custody_digest(state.custody_key, new_share),
+        ),
+        "share_issued",
+        nonce=nonce,
+        index=x,
+        pgp_fingerprint=primary,
+        pgp_subkey_fingerprint=subkey,
+        indices=[s[-1] for s in shares],
+    )
+    close(attempt.pgp_key)
+    return Status(
+        started=True,
+        nonce=nonce,
+        progress=len(shares),
+        required=state.threshold,
+        pgp_fingerprint=primary,
+        pgp_subkey_fingerprint=subkey,
+        complete=True,
+        key=key,
+    )
+
+
+def free_x(state: State) -> list[int]:
+    """Return the x coordinates still free, or refuse when no share may be issued."""
+    if len(state.shares) >= state.share_limit:
+        raise Conflict(
+            f"the share limit of {state.share_limit} was reached ({len(state.shares)} shares "
+            "issued), so no further share can be generated; the limit was fixed at init "
+            "and cannot be raised"
+        )
+    free = sorted(set(range(1, MAX_X + 1)) - state.issued_x)
+    if not free:
+        raise Conflict(
+            "all 255 x coordinates have been issued, so no further share can be "
+            "generated; a rekey is needed instead"
+        )
+    return free

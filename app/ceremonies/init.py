@@ -1,0 +1,92 @@
+"""Initialization: make a master key, split it, record every x, hand the shares out."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .. import pgp as pgp_module
+from .. import shamir
+from ..errors import BadRequest
+from ..store import ShareRecord, State
+from .common import KEY_LENGTH, MAX_X, Context, custody_digest, encrypt, verifier
+from .quorum import wipe
+
+__all__ = ["InitResult", "check_request", "initialize"]
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """The shares of a new master key (encrypted where PGP keys were given)."""
+
+    keys: list[bytes]
+    pgp_fingerprints: list[str]
+
+
+def check_request(
+    secret_shares: int, secret_threshold: int, pgp_keys: Sequence[bytes] | None, share_limit: int | None
+) -> int:
+    """Refuse numbers that do not fit together; return the share limit to use."""
+    share_limit = MAX_X if share_limit is None else share_limit
+    if not 2 <= secret_threshold <= secret_shares <= share_limit <= MAX_X:
+        raise BadRequest(
+            "secret_threshold, secret_shares and share_limit must satisfy "
+            "2 <= secret_threshold <= secret_shares <= share_limit <= 255"
+        )
+    if pgp_keys is not None and len(pgp_keys) != secret_shares:
+        raise BadRequest(
+            f"pgp_keys has {len(pgp_keys)} entries; it must have exactly "
+            f"secret_shares ({secret_shares}), one PGP key per share"
+        )
+    return share_limit
+
+
+def initialize(
+    ctx: Context,
+    keys: Sequence[pgp_module.PublicKey],
+    secret_shares: int,
+    secret_threshold: int,
+    share_limit: int,
+) -> InitResult:
+    """Create the master key, split it, record the registry; return the shares."""
+    xs = secrets.SystemRandom().sample(range(1, MAX_X + 1), secret_shares)
+    master = bytearray(secrets.token_bytes(KEY_LENGTH))
+    try:
+        shares = shamir.split(master, secret_shares, secret_threshold, xs=xs)
+        salt = secrets.token_bytes(32)
+        mac = verifier(bytes(master), salt)
+    finally:
+        wipe([master])
+    out = [encrypt(ctx.pgp, s, k) for s, k in zip(shares, keys, strict=True)] if keys else shares
+    now = ctx.clock()
+    custody_key = secrets.token_bytes(32)
+    fingerprints = [k.fingerprint for k in keys]
+    records = tuple(
+        ShareRecord(
+            index=x,
+            origin="init",
+            issued_at=now,
+            pgp_fingerprint=fp,
+            digest=custody_digest(custody_key, share),
+        )
+        for x, fp, share in zip(xs, fingerprints or [""] * secret_shares, shares, strict=True)
+    )
+    ctx.store.initialize(
+        State(
+            threshold=secret_threshold,
+            key_length=KEY_LENGTH,
+            verifier_salt=salt,
+            verifier_mac=mac,
+            custody_key=custody_key,
+            share_limit=share_limit,
+            shares=records,
+        ),
+        "init",
+        threshold=secret_threshold,
+        shares=secret_shares,
+        share_limit=share_limit,
+        indices=xs,
+        pgp_fingerprints=fingerprints,
+    )
+    return InitResult(keys=out, pgp_fingerprints=fingerprints)

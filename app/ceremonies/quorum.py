@@ -1,0 +1,129 @@
+"""Collect a quorum's shares under one nonce: the rules every ceremony shares.
+
+Generate-share and adoption are the same act: holders submit shares one at a
+time, with the ceremony's nonce, until ``required`` are in. This is the one
+place that decides whether a submitted share is taken: the nonce must match,
+the share must decode to the quorum's length, its x must not be 0, and it may
+be neither a share already submitted nor a different share at an x already
+submitted. Shares live only here, in memory, as bytearrays that are
+overwritten when the quorum is spent or cancelled (best effort: Python may
+keep other copies).
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from ..encoding import decode_share
+from ..errors import BadRequest
+
+__all__ = ["Quorum", "wipe"]
+
+
+def wipe(buffers: list[bytearray]) -> None:
+    """Overwrite secret buffers: best effort, since Python may hold other copies."""
+    for buf in buffers:
+        buf[:] = bytes(len(buf))
+
+
+class Quorum:
+    """The shares submitted so far to one ceremony, under its nonce."""
+
+    def __init__(
+        self,
+        *,
+        required: int,
+        lengths: range,
+        record: Callable[..., None],
+        require_nonce: bool = False,
+    ):
+        self.nonce = str(uuid.uuid4())
+        self.required = required
+        self._lengths = lengths
+        self._record = record  # the store's trail: record(event, **fields)
+        self._require_nonce = require_nonce
+        self._shares: list[bytearray] = []
+
+    @property
+    def progress(self) -> int:
+        """Return how many shares were taken since the start or the last reset."""
+        return len(self._shares)
+
+    def add(self, key: str, nonce: str | None) -> bool:
+        """Take one holder's share; tell whether it completes the quorum.
+
+        Shares before the last get a ``share_accepted`` trail line each. The
+        last one gets none: the outcome's line names every x, and a failure to
+        record the outcome leaves the trail as it was.
+        """
+        share = self._check(key, nonce)
+        if len(self._shares) + 1 < self.required:
+            self._record("share_accepted", nonce=self.nonce, index=share[-1], progress=len(self._shares) + 1)
+            self._shares.append(bytearray(share))
+            return False
+        self._shares.append(bytearray(share))
+        return True
+
+    @contextmanager
+    def spent(self) -> Iterator[list[bytes]]:
+        """Yield the complete quorum's shares, then forget them whatever happened.
+
+        Used or refused, the shares go: a failure leaves progress at 0 so the
+        holders can submit again.
+        """
+        try:
+            yield [bytes(s) for s in self._shares]
+        finally:
+            self.clear()
+
+    def clear(self) -> None:
+        """Forget every submitted share (progress returns to 0)."""
+        wipe(self._shares)
+        self._shares.clear()
+
+    def _check(self, key: str, nonce: str | None) -> bytes:
+        """Decode a holder's share and refuse it unless every rule holds."""
+        self._check_nonce(nonce)
+        share = decode_share(key, self._expected_lengths())
+        x = share[-1]
+        if x == 0:
+            raise BadRequest(
+                "key ends in the byte 0, but a share's last byte is its x, from 1 to 255; "
+                "check that the whole share was copied"
+            )
+        for seen in self._shares:
+            if hmac.compare_digest(bytes(seen), share):
+                raise BadRequest(
+                    "this share was already submitted in this attempt; "
+                    "each of the required shares must come from a different holder"
+                )
+            # Two shares at one x cannot both lie on the key's polynomial.
+            if seen[-1] == x:
+                raise BadRequest(
+                    f"a different share with x = {x} was already submitted in this attempt; "
+                    "every share has its own x, so one of the two is wrong"
+                )
+        return share
+
+    def _expected_lengths(self) -> range:
+        """Return the accepted lengths: once a share is in, every other must match it."""
+        if not self._shares:
+            return self._lengths
+        n = len(self._shares[0])
+        return range(n, n + 1)
+
+    def _check_nonce(self, nonce: str | None) -> None:
+        if nonce is None:
+            if self._require_nonce:
+                raise BadRequest(
+                    "nonce is required on this server: send the nonce of the attempt "
+                    f"in progress ({self.nonce}) with each share"
+                )
+            return
+        if not hmac.compare_digest(nonce.encode(), self.nonce.encode()):
+            raise BadRequest(
+                f"nonce does not match the attempt in progress; the current nonce is {self.nonce}"
+            )
