@@ -1,0 +1,266 @@
+"""app.pgp against hostile input: packet framing read before gpg, bombs, encrypted messages only."""
+
+import base64
+import bz2
+import subprocess
+import time
+import zlib
+
+import gnupg
+import pytest
+
+from app import pgp
+from app.pgp import PGPError, encrypt, load_public_key, require_encrypted_message
+from gpgtools import Keyring
+from helpers import assert_error
+
+V1 = "/v1/sys"
+SEND = "send one public key as exported by gpg --export"
+
+
+def packet(tag: int, body: bytes) -> bytes:
+    """Frame body as one new-format OpenPGP packet of type tag (RFC 4880 4.2.2)."""
+    n = len(body)
+    if n < 192:
+        length = bytes([n])
+    elif n < 8384:
+        length = bytes([((n - 192) >> 8) + 192, (n - 192) & 0xFF])
+    else:
+        length = b"\xff" + n.to_bytes(4, "big")
+    return bytes([0xC0 | tag]) + length + body
+
+
+def armored(data: bytes, label: str = "PUBLIC KEY BLOCK") -> bytes:
+    """Wrap binary OpenPGP data in ASCII armor, 64 columns, as gpg writes it."""
+    text = base64.b64encode(data).decode()
+    lines = [text[i : i + 64] for i in range(0, len(text), 64)]
+    return (f"-----BEGIN PGP {label}-----\n\n" + "\n".join(lines) + f"\n-----END PGP {label}-----\n").encode()
+
+
+def bomb(key: bytes, copies: int, algorithm: int) -> bytes:
+    """Return one compressed-data packet holding copies of key: 1 ZIP, 2 ZLIB, 3 BZip2."""
+    plain = key * copies
+    if algorithm == 1:
+        squeezer = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw deflate, RFC 1951
+        compressed = squeezer.compress(plain) + squeezer.flush()
+    elif algorithm == 2:
+        compressed = zlib.compress(plain, 9)
+    else:
+        compressed = bz2.compress(plain, 9)
+    return packet(8, bytes([algorithm]) + compressed)
+
+
+def corrupt_bzip2() -> bytes:
+    """Return a compressed-data packet whose BZip2 stream is damaged (gpg: bz2lib inflate problem)."""
+    return packet(8, b"\x03BZh91AY&SY" + bytes(range(200)))
+
+
+@pytest.fixture
+def no_gpg(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Record every gpg run python-gnupg starts (the test asserts there is none)."""
+    runs: list[list[str]] = []
+    real_open = gnupg.GPG._open_subprocess
+
+    def recording(self, args, *rest, **kwargs):
+        runs.append(list(args))
+        return real_open(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(gnupg.GPG, "_open_subprocess", recording)
+    return runs
+
+
+@pytest.mark.parametrize("algorithm", [1, 2, 3], ids=["zip", "zlib", "bzip2"])
+def test_a_decompression_bomb_is_refused_at_once_without_gpg(keyring: Keyring, no_gpg, algorithm) -> None:
+    key = keyring.public_binary(Keyring.ECC)
+    data = bomb(key, 5000, algorithm)
+    # The issue's bomb: a few KB of base64 that expands to thousands of keys.
+    assert len(base64.b64encode(data)) < 16 * 1024 and len(key) * 5000 > 100 * len(data)
+    for form in (data, armored(data)):
+        started = time.perf_counter()
+        with pytest.raises(PGPError, match=f"compressed.*; {SEND}") as caught:
+            load_public_key(form)
+        assert time.perf_counter() - started < 0.2
+        assert str(caught.value).endswith(".")
+    assert no_gpg == []
+
+
+def test_a_corrupt_bzip2_packet_is_refused_without_gpg(no_gpg) -> None:
+    with pytest.raises(PGPError, match="compressed"):
+        load_public_key(corrupt_bzip2())
+    assert no_gpg == []
+
+
+def key_packets(key: bytes) -> list[tuple[int, bytes]]:
+    """Split a binary exported key into (tag, packet bytes) with the parser under test."""
+    out, position = [], 0
+    data = pgp._dearmored(key, "")
+    for tag, length in pgp._packets(data, ""):
+        # gpg --export writes new-format (0xC0 | tag) or old-format headers; re-frame each body.
+        first = data[position]
+        header = 1 + (
+            (1 if data[position + 1] < 192 else 2 if data[position + 1] < 224 else 5)
+            if first & 0x40
+            else 1 << (first & 3)
+        )
+        out.append((tag, data[position + header : position + header + length]))
+        position += header + length
+    assert position == len(data)
+    return out
+
+
+def framed(parts: list[tuple[int, bytes]]) -> bytes:
+    """Frame (tag, body) pairs as packets again."""
+    return b"".join(packet(tag, body) for tag, body in parts)
+
+
+def test_the_parser_reads_a_real_key_back(keyring: Keyring) -> None:
+    for name in (Keyring.RSA, Keyring.ECC):
+        parts = key_packets(keyring.public_binary(name))
+        assert [tag for tag, _ in parts][:3] == [6, 13, 2]
+        assert 14 in [tag for tag, _ in parts]
+        # Re-framed in the new format, the same key loads.
+        assert load_public_key(framed(parts)).fingerprint == keyring.fingerprint(name)
+
+
+FRAMING = [
+    pytest.param(lambda k: k[:-7], "truncated", id="truncated"),
+    pytest.param(lambda k: k + b"\x00junk", "bytes after its last OpenPGP packet", id="trailing-bytes"),
+    pytest.param(lambda k: k + k, "holds 2 keys", id="two-keys"),
+    pytest.param(lambda k: k * 300, "holds 300 keys", id="many-keys"),
+    pytest.param(lambda k: k + packet(11, b"b\x00\x00\x00\x00\x00hello"), "literal data", id="literal"),
+    pytest.param(lambda k: packet(8, b"\x00" + k), "compressed", id="stored-compressed"),
+    pytest.param(lambda k: k + packet(18, b"\x01" + bytes(40)), "encrypted and integrity", id="seipd"),
+    pytest.param(lambda k: k + packet(60, b"x"), "type 60", id="private-type"),
+    pytest.param(lambda k: k + b"\xc0\x01x", "reserved type 0", id="type-0"),
+    # A partial-length chunk (0xE9: 512 bytes) on a key packet, which only data packets may use.
+    pytest.param(lambda k: b"\xc6\xe9" + bytes(512) + b"\x00", "partial lengths", id="partial-key"),
+    # Old format, length type 3 (indeterminate) on a public-key packet.
+    pytest.param(lambda k: b"\x9b" + bytes(40), "has no length", id="indeterminate-key"),
+    pytest.param(lambda k: packet(13, b"uid") + k, "does not begin with a public key", id="uid-first"),
+    pytest.param(lambda k: k + framed([(13, b"u%d" % i) for i in range(64)]), "65 user IDs", id="many-uids"),
+    pytest.param(
+        lambda k: k + framed([(14, b"s")] * 32),
+        "33 subkeys",
+        id="many-subkeys",
+    ),
+    pytest.param(lambda k: k + framed([(12, b"t")] * 600), "packets, more than 512", id="many-packets"),
+    pytest.param(
+        lambda k: b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n" + base64.b64encode(k)[:100],
+        "armor is incomplete",
+        id="armor-without-end",
+    ),
+    pytest.param(
+        lambda k: b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nxx*x\n-----END PGP PUBLIC KEY BLOCK-----\n",
+        "not base64",
+        id="armor-not-base64",
+    ),
+]
+
+
+@pytest.mark.parametrize(("make", "reason"), FRAMING)
+def test_bad_framing_is_refused_before_gpg(keyring: Keyring, no_gpg, make, reason: str) -> None:
+    with pytest.raises(PGPError, match=reason) as caught:
+        load_public_key(make(keyring.public_binary(Keyring.ECC)))
+    message = str(caught.value)
+    assert message[0].isupper() and message.endswith(f"; {SEND}.")
+    assert no_gpg == []
+
+
+def test_armor_with_headers_and_a_checksum_is_read(keyring: Keyring) -> None:
+    # gpg's own armor: Comment headers and a "=XXXX" CRC line, text around the block.
+    text = keyring.public_armored(Keyring.RSA)
+    text = text.replace(b"\n\n", b"\nComment: a holder's key\n\n", 1)
+    key = load_public_key(b"Here is my key:\r\n" + text.replace(b"\n", b"\r\n") + b"\nThanks.\n")
+    assert key.fingerprint == keyring.fingerprint(Keyring.RSA)
+    key.close()
+
+
+# The service: a bomb or a corrupt packet answers 400 at once, never 500 and never minutes of gpg.
+
+
+def test_the_service_refuses_a_bomb_at_start_with_400(client, shares, keyring, no_gpg) -> None:
+    for data in (bomb(keyring.public_binary(Keyring.ECC), 5000, 2), corrupt_bzip2()):
+        started = time.perf_counter()
+        r = client.put(f"{V1}/generate-share/attempt", json={"pgp_key": base64.b64encode(data).decode()})
+        assert time.perf_counter() - started < 1
+        assert_error(r, 400, "compressed")
+    assert client.get(f"{V1}/generate-share/attempt").get_json()["started"] is False
+    assert no_gpg == []
+
+
+def test_the_service_refuses_a_bomb_at_init_with_400(client, keyring, no_gpg) -> None:
+    good = base64.b64encode(keyring.public_binary(Keyring.ECC)).decode()
+    for data in (bomb(keyring.public_binary(Keyring.ECC), 5000, 3), corrupt_bzip2()):
+        started = time.perf_counter()
+        r = client.put(
+            f"{V1}/init",
+            json={
+                "secret_shares": 2,
+                "secret_threshold": 2,
+                "pgp_keys": [good, base64.b64encode(data).decode()],
+            },
+        )
+        assert time.perf_counter() - started < 1
+        assert_error(r, 400, "compressed")
+    assert client.get(f"{V1}/init").get_json()["initialized"] is False
+
+
+# require_encrypted_message, for the CLI's decode: a message to a public key, nothing else.
+
+
+def gpg_store(keyring: Keyring, plaintext: bytes, *args: str) -> bytes:
+    """Return what `gpg --store` makes of plaintext: a literal-data message, not encrypted."""
+    return subprocess.run(
+        ["gpg", "--homedir", str(keyring.home), "--batch", *args, "--store"],
+        input=plaintext,
+        capture_output=True,
+        check=True,
+    ).stdout
+
+
+def test_a_real_encrypted_message_is_accepted(keyring: Keyring) -> None:
+    key = load_public_key(keyring.public_binary(Keyring.RSA))
+    message = encrypt(b"\x01" * 33, key)
+    key.close()
+    require_encrypted_message(message)
+    require_encrypted_message(armored(message, "MESSAGE"))
+    # Two recipients: two session-key packets, then the data.
+    session = key_packets(message)[0]
+    require_encrypted_message(framed([session]) + message)
+
+
+MESSAGES = [
+    pytest.param(lambda ring, m: gpg_store(ring, b"\x01" * 33, "-z", "0"), "literal data", id="gpg-store"),
+    pytest.param(lambda ring, m: gpg_store(ring, b"\x01" * 33), "compressed", id="gpg-store-compressed"),
+    pytest.param(
+        lambda ring, m: packet(11, b"b\x00\x00\x00\x00\x00" + b"\x01" * 33), "literal", id="literal"
+    ),
+    pytest.param(
+        lambda ring, m: armored(packet(11, b"b\x00\x00\x00\x00\x00x"), "MESSAGE"), "literal", id="armor"
+    ),
+    pytest.param(lambda ring, m: packet(8, b"\x00" + m), "compressed", id="compressed"),
+    pytest.param(lambda ring, m: framed(key_packets(m)[:1]), "order", id="no-data"),
+    pytest.param(lambda ring, m: m[:-5], "truncated", id="truncated"),
+    pytest.param(lambda ring, m: m + m, "order", id="two-messages"),
+    pytest.param(lambda ring, m: m + packet(11, b"b\x00\x00\x00\x00\x00x"), "literal", id="literal-after"),
+    pytest.param(
+        lambda ring, m: packet(3, b"\x04\x09\x03\x00") + packet(18, b"\x01" + bytes(40)), "type 3", id="skesk"
+    ),
+    pytest.param(lambda ring, m: packet(1, b"x") + packet(9, bytes(40)), "type 9", id="no-integrity"),
+    pytest.param(lambda ring, m: packet(18, b"\x01" + bytes(40)), "order", id="no-session-key"),
+    pytest.param(lambda ring, m: ring.public_binary(Keyring.ECC), "public key", id="a-key"),
+    pytest.param(lambda ring, m: b"", "empty", id="empty"),
+    pytest.param(lambda ring, m: b"hello", "not OpenPGP data", id="text"),
+]
+
+
+@pytest.mark.parametrize(("make", "reason"), MESSAGES)
+def test_anything_but_an_encrypted_message_is_refused(keyring: Keyring, make, reason: str) -> None:
+    key = load_public_key(keyring.public_binary(Keyring.ECC))
+    message = encrypt(b"\x02" * 33, key)
+    key.close()
+    with pytest.raises(PGPError, match=reason) as caught:
+        require_encrypted_message(make(keyring, message))
+    assert str(caught.value).endswith(
+        "expected an OpenPGP message encrypted to a public key (binary or ASCII-armored)."
+    )
