@@ -150,6 +150,7 @@ def test_no_attempt_status(client, shares):
         "progress": 0,
         "required": 3,
         "pgp_fingerprint": "",
+        "pgp_subkey_fingerprint": "",
         "complete": False,
         "key": "",
         "key_base64": "",
@@ -186,6 +187,7 @@ def test_a_full_ceremony_issues_a_share_of_the_same_key_at_a_fresh_x(client, sha
             "progress": i,
             "required": 3,
             "pgp_fingerprint": "",
+            "pgp_subkey_fingerprint": "",
             "complete": False,
             "key": "",
             "key_base64": "",
@@ -446,3 +448,36 @@ def test_options_and_doubled_slashes_get_json_too(client):
     assert "GET" in text
     assert_error(client.get("/v1/sys//init"), 404, "no such path: /v1/sys//init")
     assert_error(client.get(f"{V1}/init/"), 404, "no such path")
+
+
+# -- the registry's since -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        "9999-12-31T23:59:59-23:59",  # past the year 9999 once in UTC
+        "0001-01-01T00:00:00+23:59",  # before the year 1 once in UTC
+        "9999-12-31T23:59:59-00:01",
+    ],
+)
+def test_a_since_outside_the_years_1_to_9999_in_utc_is_a_400(client, shares, since):
+    r = client.get(f"{V1}/shares", query_string={"since": since})
+    assert_error(r, 400, "since must lie from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z")
+
+
+@pytest.mark.parametrize(
+    "since, canonical, verified",
+    [
+        ("0999-01-01T00:00:00Z", "0999-01-01T00:00:00Z", 1),  # strftime("%Y") gives "999-..."
+        ("0001-01-01T23:59:00+23:59", "0001-01-01T00:00:00Z", 1),
+        ("0099-06-01T00:00:00Z", "0099-06-01T00:00:00Z", 1),
+        ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z", 0),
+        ("9999-12-31T23:59:59.999999+00:00", "9999-12-31T23:59:59Z", 0),
+        ("2000-01-01T00:00:00.5Z", "2000-01-01T00:00:00Z", 1),
+    ],
+)
+def test_since_reaches_the_registry_as_a_zero_padded_utc_time(client, shares, since, canonical, verified):
+    assert client.put(f"{V1}/shares/verify", json={"key": shares[0]}).get_json()["valid"] is True
+    body = client.get(f"{V1}/shares", query_string={"since": since}).get_json()
+    assert (body["since"], body["verified"]) == (canonical, verified)

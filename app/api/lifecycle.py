@@ -8,6 +8,7 @@ import uuid
 from flask import Flask, Response, g, request
 
 from ..audit import REQUEST, RequestInfo
+from .errors import shorten
 
 __all__ = ["register"]
 
@@ -16,6 +17,9 @@ access_log = logging.getLogger("app.access")
 # An incoming X-Request-Id is honoured only if it is short and plain, so that
 # it cannot smuggle anything into the logs or the audit trail.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+# The access line names the path; a client chooses it, so its length is capped.
+MAX_LOGGED_PATH = 200
 
 
 def _begin() -> None:
@@ -39,6 +43,9 @@ def _finish(response: Response) -> Response:
     headers["X-Request-Id"] = who.request_id
     if access_log.isEnabledFor(logging.INFO):
         environ = request.environ
+        path = request.path
+        if len(path) > MAX_LOGGED_PATH:
+            path = shorten(path, MAX_LOGGED_PATH)
         # makeRecord and handle, not info(): info() would walk the stack to
         # find the caller, which this line does not need, on every request.
         record = access_log.makeRecord(
@@ -51,7 +58,7 @@ def _finish(response: Response) -> Response:
             None,
             extra={
                 "method": environ.get("REQUEST_METHOD", ""),
-                "path": request.path,
+                "path": path,
                 "status": response.status_code,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                 "request_id": who.request_id,

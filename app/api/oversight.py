@@ -1,6 +1,5 @@
 """/sys/shares and /sys/health: what every holder and every probe may see."""
 
-from datetime import UTC
 from importlib.metadata import PackageNotFoundError, version
 
 from flask import Blueprint, request
@@ -28,11 +27,9 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 def registry():
     """List every share ever issued, and how many were verified since ?since=."""
     try:
-        since = SHARES_QUERY.load(request.args)["since"]
+        since = SHARES_QUERY.load(request.args)["since"]  # a zero-padded UTC string, or None
     except ValidationError as exc:
         raise BadRequest(*sentences(exc.messages)) from None
-    if since is not None:
-        since = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return reply(SHARES_REPLY, get_service().registry(since))
 
 

@@ -7,6 +7,7 @@ message is a sentence that says what is expected.
 
 import base64
 import binascii
+from datetime import UTC
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
@@ -62,6 +63,47 @@ class Base64Bytes(_NullIsInvalid, fields.Field):
             return base64.b64decode(value.strip().encode("ascii"), validate=True)
         except (binascii.Error, UnicodeEncodeError, ValueError):
             raise self.make_error("invalid") from None
+
+
+class ShortList(fields.List):
+    """A JSON list refused by its length before any entry is looked at."""
+
+    default_error_messages = {"too_long": "{field} has {length} entries; at most {max} are allowed"}
+
+    def __init__(self, cls_or_instance, *, max_length: int, **kwargs):
+        super().__init__(cls_or_instance, **kwargs)
+        self.max_length = max_length
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        # Checked first: a long list of bad entries would otherwise cost one
+        # sentence, and one validation, per entry.
+        if isinstance(value, list) and len(value) > self.max_length:
+            raise self.make_error("too_long", field=self.name, length=len(value), max=self.max_length)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class UtcTime(fields.AwareDateTime):
+    """A time with a zone, loaded as a zero-padded UTC string such as 2026-11-26T13:00:00Z.
+
+    The registry's times are strings of that form and are compared as strings,
+    so the form must be exactly theirs: four-digit year (strftime("%Y") gives
+    "999" for the year 999 on glibc), whole seconds (a fraction is dropped, as
+    the registry records none).
+    """
+
+    default_error_messages = {
+        "range": "must be a time from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z once turned into UTC"
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            utc = moment.astimezone(UTC)
+        except OverflowError:  # 9999-12-31T23:59:59-23:59 lies past the year 9999 in UTC
+            raise self.make_error("range") from None
+        return (
+            f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}Z"
+        )
 
 
 class HexBytes(fields.Field):
@@ -137,10 +179,15 @@ class InitRequest(Request):
             "invalid": "secret_threshold must be a JSON integer from 2 to secret_shares",
         },
     )
-    pgp_keys = fields.List(
+    pgp_keys = ShortList(
         Base64Bytes(error_messages={"invalid": f"each entry of pgp_keys {_PGP_KEY_HELP}"}),
+        max_length=255,
         load_default=None,
-        error_messages={"invalid": "pgp_keys must be a JSON list with one PGP key per share"},
+        error_messages={
+            "invalid": "pgp_keys must be a JSON list with one PGP key per share",
+            "too_long": "pgp_keys has {length} entries; it must have one PGP key per share, "
+            "and there are at most {max} shares",
+        },
     )
 
     share_limit = StrictInteger(
@@ -201,6 +248,14 @@ class StatusReply(Schema):
     progress = fields.Integer(required=True)
     required = fields.Integer(required=True)
     pgp_fingerprint = fields.String(required=True)
+    pgp_subkey_fingerprint = fields.Function(
+        lambda status: getattr(status, "pgp_subkey_fingerprint", ""),
+        required=True,
+        metadata={
+            "description": "the encryption subkey the new share will be encrypted to; "
+            "empty when there is no PGP key"
+        },
+    )
     complete = fields.Boolean(required=True)
     key = HexBytes(required=True, metadata={"description": "the new share (or OpenPGP message), hex"})
     key_base64 = fields.Function(
@@ -290,12 +345,13 @@ class SharesQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    since = fields.AwareDateTime(
+    since = UtcTime(
         load_default=None,
         format="iso",
         error_messages={
             "invalid": "since must be an RFC 3339 time with a zone, such as 2026-11-26T13:00:00Z",
             "invalid_awareness": "since must be an RFC 3339 time with a zone, such as 2026-11-26T13:00:00Z",
+            "range": "since must lie from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z once turned into UTC",
         },
     )
 
@@ -338,13 +394,18 @@ class AdoptRequest(Request):
         error_messages={"invalid": "required must be a JSON integer from secret_threshold + 1 to 255"},
         metadata={"description": "how many distinct shares must be brought (default secret_threshold + 1)"},
     )
-    known_indices = fields.List(
+    known_indices = ShortList(
         StrictInteger(
             validate=validate.Range(min=1, max=255, error="each of known_indices must be an x from 1 to 255"),
             error_messages={"invalid": "each of known_indices must be a JSON integer from 1 to 255"},
         ),
+        max_length=255,
         load_default=list,
-        error_messages={"invalid": "known_indices must be a JSON list of x coordinates (1 to 255)"},
+        error_messages={
+            "invalid": "known_indices must be a JSON list of x coordinates (1 to 255)",
+            "too_long": "known_indices has {length} entries; there are only {max} x coordinates, "
+            "so it can list at most {max}",
+        },
         metadata={"description": "x of shares that exist but whose holders will not take part"},
     )
     share_limit = StrictInteger(
