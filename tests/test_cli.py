@@ -12,9 +12,9 @@ import pytest
 import requests
 from click.testing import CliRunner, Result
 
-from app import cli as cli_module
 from app import shamir
 from app.cli import cli
+from app.cli import prompts as cli_module
 from helpers import same_key
 from server import Server, free_port
 

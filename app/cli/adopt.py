@@ -1,0 +1,137 @@
+"""Adoption of an existing Vault share set: adopt start, status, update, cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from app.cli.client import ADOPT, ADOPT_UPDATE
+from app.cli.failure import fail_usage
+from app.cli.options import Options, pass_options
+from app.cli.output import echo_json, progress, x_list
+from app.cli.submit import submit_share
+
+__all__ = ["adopt_group"]
+
+
+@click.group("adopt")
+def adopt_group() -> None:
+    """Adopt an existing Vault share set, so that generate-share mints shares of its key."""
+
+
+def _indices(value: str) -> list[int]:
+    """Parse '17,90,201' into x coordinates, or stop with a usage error."""
+    if not value.strip():
+        return []
+    entries = [entry.strip() for entry in value.split(",")]
+    if not all(entry.isascii() and entry.isdigit() for entry in entries):
+        fail_usage(f"--known must list x coordinates separated by commas, such as 17,90,201, not {value!r}")
+    return [int(entry) for entry in entries]
+
+
+def _adoption_lines(s: dict) -> None:
+    """Print an adoption's nonce, progress and threshold."""
+    click.echo(f"Nonce:     {s['nonce'] or '-'}")
+    click.echo(f"Progress:  {progress(s) if s['started'] else '-'}")
+    click.echo(f"Threshold: {s['secret_threshold'] if s['started'] else '-'}")
+
+
+@adopt_group.command("start")
+@click.option(
+    "--threshold",
+    "secret_threshold",
+    type=int,
+    required=True,
+    help="How many shares rebuild the existing key (Vault's secret_threshold).",
+)
+@click.option(
+    "--required",
+    type=int,
+    default=None,
+    help="How many distinct shares will be brought (more than the threshold; default threshold + 1).",
+)
+@click.option(
+    "--known",
+    default=None,
+    metavar="X,X,...",
+    help="The x of every share that exists but whose holder will not take part, comma-separated.",
+)
+@click.option("--share-limit", type=int, default=None, help="The most shares that may ever exist.")
+@pass_options
+def adopt_start(
+    options: Options,
+    secret_threshold: int,
+    required: int | None,
+    known: str | None,
+    share_limit: int | None,
+) -> None:
+    """Start adopting a share set split elsewhere (Vault, OpenBao)."""
+    body: dict[str, Any] = {"secret_threshold": secret_threshold}
+    if required is not None:
+        body["required"] = required
+    if known is not None:
+        body["known_indices"] = _indices(known)
+    if share_limit is not None:
+        body["share_limit"] = share_limit
+    reply = options.client().call("PUT", ADOPT, body)
+    if options.json:
+        echo_json(reply)
+        return
+    s = reply.data
+    click.echo("Adoption started.")
+    _adoption_lines(s)
+    if known is not None:
+        click.echo(f"Known x:   {x_list(body['known_indices'])} (recorded, not brought)")
+    click.echo(
+        f"Each of {s['required']} holders now runs 'generate-share adopt update'; the set is adopted "
+        f"only if all {s['required']} shares lie on one polynomial of threshold {s['secret_threshold']}."
+    )
+
+
+@adopt_group.command("status")
+@pass_options
+def adopt_status(options: Options) -> None:
+    """Show the adoption in progress: started, progress, threshold, nonce."""
+    reply = options.client().call("GET", ADOPT)
+    if options.json:
+        echo_json(reply)
+        return
+    s = reply.data
+    click.echo(f"Started:   {'true' if s['started'] else 'false'}")
+    _adoption_lines(s)
+
+
+@adopt_group.command("update")
+@pass_options
+def adopt_update(options: Options) -> None:
+    """Submit your existing share to the adoption in progress (asked without echo)."""
+    s = submit_share(
+        options,
+        ADOPT,
+        ADOPT_UPDATE,
+        missing="no adoption is in progress; start one with 'generate-share adopt start'",
+        describe=lambda c: f"Adoption {c['nonce']}: {progress(c)}, threshold {c['secret_threshold']}",
+    )
+    if s is None:
+        return
+    t = s["secret_threshold"]
+    click.echo(f"The share set is adopted: its {s['required']} shares agree on one key of threshold {t}.")
+    click.echo(f"Recorded as adopted: x = {x_list(s['indices'])}")
+    click.echo("Next: mint a replacement with 'generate-share start' and a quorum of updates.")
+    click.echo("The service cannot ask your cluster whether this key is the right one, so:")
+    click.echo(
+        "LAST STEP: before relying on a share made here, unseal a test standby or a restored snapshot "
+        f"with it and t-1 old shares ({t - 1} here)."
+    )
+
+
+@adopt_group.command("cancel")
+@pass_options
+def adopt_cancel(options: Options) -> None:
+    """Cancel the adoption in progress; every submitted share is forgotten."""
+    reply = options.client().call("DELETE", ADOPT)
+    if options.json:
+        echo_json(reply)
+        return
+    click.echo("Adoption cancelled; every submitted share was discarded.")

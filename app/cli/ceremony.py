@@ -1,0 +1,206 @@
+"""The generate-share ceremony: init, start, status, update, cancel, and decode for the new holder."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import subprocess
+from typing import Any
+
+import click
+
+from app.cli.client import ATTEMPT, INIT, UPDATE
+from app.cli.failure import Failure, fail_usage
+from app.cli.options import Options, pass_options
+from app.cli.output import echo_json, fingerprint_line, grouped, progress, subkey_line
+from app.cli.prompts import read_key_file
+from app.cli.submit import submit_share
+
+__all__ = ["cancel", "decode", "init", "start", "status", "update"]
+
+
+@click.command()
+@pass_options
+def status(options: Options) -> None:
+    """Show the share generation attempt: started, progress, nonce, PGP fingerprint."""
+    reply = options.client().call("GET", ATTEMPT)
+    if options.json:
+        echo_json(reply)
+        return
+    s = reply.data
+    click.echo(f"Started:         {'true' if s['started'] else 'false'}")
+    click.echo(f"Progress:        {progress(s)}")
+    click.echo(f"Nonce:           {s['nonce'] or '-'}")
+    click.echo(f"PGP fingerprint: {fingerprint_line(s['pgp_fingerprint']) if s['started'] else '-'}")
+    subkey = subkey_line(s) if s["started"] else None
+    if subkey:
+        click.echo(subkey)
+
+
+@click.command()
+@click.option("--shares", "secret_shares", type=int, required=True, help="How many shares to make.")
+@click.option("--threshold", "secret_threshold", type=int, required=True, help="How many rebuild the key.")
+@click.option(
+    "--pgp-keys",
+    default=None,
+    metavar="FILE,FILE,...",
+    help="One public key file per share (binary or armored), comma-separated; share i is encrypted to key i.",
+)
+@click.option("--share-limit", type=int, default=None, help="The most shares that may ever exist.")
+@pass_options
+def init(
+    options: Options, secret_shares: int, secret_threshold: int, pgp_keys: str | None, share_limit: int | None
+) -> None:
+    """Create the master key and print its shares, to distribute at once."""
+    body: dict[str, Any] = {"secret_shares": secret_shares, "secret_threshold": secret_threshold}
+    if pgp_keys is not None:
+        paths = [p.strip() for p in pgp_keys.split(",")]
+        if not all(paths):
+            fail_usage("--pgp-keys must be a comma-separated list of files, with no empty entry")
+        body["pgp_keys"] = [read_key_file(p) for p in paths]
+    if share_limit is not None:
+        body["share_limit"] = share_limit
+    reply = options.client().call("PUT", INIT, body)
+    if options.json:
+        echo_json(reply)
+        return
+    result = reply.data
+    fingerprints = result.get("pgp_fingerprints") or []
+    if fingerprints:
+        for i, (share, fp) in enumerate(zip(result["keys_base64"], fingerprints, strict=True), start=1):
+            click.echo(f"Share {i} (encrypted to {fp}, base64): {share}")
+    else:
+        for i, share in enumerate(result["keys"], start=1):
+            click.echo(f"Share {i}: {share}")
+    click.echo("")
+    click.echo(
+        f"{len(result['keys'])} shares made, threshold {secret_threshold}: "
+        f"any {secret_threshold} of them rebuild the master key."
+    )
+    click.echo(
+        "WARNING: distribute these shares now, one to each holder. They are shown only this once; "
+        "the service does not keep them."
+    )
+    if fingerprints:
+        click.echo("Each holder decrypts theirs with: generate-share decode --key-base64 <their share>")
+
+
+@click.command()
+@click.option(
+    "--pgp-key",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="The new holder's public key file (binary or armored); the new share is encrypted to it.",
+)
+@pass_options
+def start(options: Options, pgp_key: str | None) -> None:
+    """Start a share generation attempt, optionally for a PGP key."""
+    body = {"pgp_key": read_key_file(pgp_key)} if pgp_key else {}
+    reply = options.client().call("PUT", ATTEMPT, body)
+    if options.json:
+        echo_json(reply)
+        return
+    s = reply.data
+    click.echo("Share generation attempt started.")
+    click.echo(f"Nonce:           {s['nonce']}")
+    click.echo(f"Progress:        {progress(s)}")
+    click.echo(f"PGP fingerprint: {fingerprint_line(s['pgp_fingerprint'])}")
+    subkey = subkey_line(s)
+    if subkey:
+        click.echo(subkey)
+    if s["pgp_fingerprint"]:
+        click.echo(
+            "Compare this fingerprint out loud with the new holder's own "
+            "(gpg --fingerprint) before anyone submits a share."
+        )
+    else:
+        click.echo("Without --pgp-key, whoever submits the last share sees the new share in the clear.")
+
+
+def _encrypted_to(status: dict) -> str:
+    """Describe, before a share is asked for, the key and subkey the new share is encrypted to."""
+    line = f"new share encrypted to: {fingerprint_line(status['pgp_fingerprint'])}"
+    subkey = status.get("pgp_subkey_fingerprint")
+    if isinstance(subkey, str) and subkey:
+        line += f", subkey {grouped(subkey)}"
+    return line
+
+
+@click.command()
+@pass_options
+def update(options: Options) -> None:
+    """Submit your share to the attempt in progress (asked without echo)."""
+    s = submit_share(
+        options,
+        ATTEMPT,
+        UPDATE,
+        missing="no share generation attempt is in progress; start one with 'generate-share start'",
+        describe=lambda c: f"Attempt {c['nonce']}: {progress(c)}; {_encrypted_to(c)}",
+    )
+    if s is None:
+        return
+    if s["pgp_fingerprint"]:
+        b64 = s["key_base64"]
+        click.echo(f"The new share is issued, encrypted to the PGP key {s['pgp_fingerprint']}.")
+        click.echo("Encrypted share (base64):")
+        click.echo(b64)
+        click.echo("Its holder decrypts it with:")
+        click.echo(f"  generate-share decode --key-base64 {b64}")
+        click.echo("or with gpg alone:")
+        click.echo(f"  echo {b64} | base64 -d | gpg --decrypt | xxd -p -c 33")
+    else:
+        click.echo("The new share is issued and recorded in the registry.")
+        click.echo(f"New share (hex):    {s['key']}")
+        click.echo(f"New share (base64): {s['key_base64']}")
+        click.echo(
+            "WARNING: give it to its new holder now. It is shown only this once; "
+            "the service does not keep it."
+        )
+
+
+@click.command()
+@pass_options
+def cancel(options: Options) -> None:
+    """Cancel the attempt in progress; every submitted share is forgotten."""
+    reply = options.client().call("DELETE", ATTEMPT)
+    if options.json:
+        echo_json(reply)
+        return
+    click.echo("Share generation attempt cancelled; every submitted share was discarded.")
+
+
+@click.command()
+@click.option("--key-base64", "key_base64", required=True, help="The encrypted share, base64.")
+@click.option(
+    "--gnupg-home",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="The GnuPG home holding your secret key (gpg's default when omitted).",
+)
+@pass_options
+def decode(options: Options, key_base64: str, gnupg_home: str | None) -> None:
+    """Decrypt an encrypted share with your own gpg; print it in hex and base64."""
+    try:
+        message = base64.b64decode("".join(key_base64.split()), validate=True)
+    except (binascii.Error, ValueError):
+        fail_usage("--key-base64 is not valid base64; copy the whole encrypted share")
+    if not message:
+        fail_usage("--key-base64 is empty; copy the whole encrypted share")
+    command = ["gpg", *(["--homedir", gnupg_home] if gnupg_home else []), "--quiet", "--decrypt"]
+    try:
+        completed = subprocess.run(command, input=message, capture_output=True, check=False)
+    except FileNotFoundError:
+        raise Failure("gpg is not installed; install it with 'apt-get install gnupg'") from None
+    if completed.returncode != 0 or not completed.stdout:
+        lines = [
+            line.strip() for line in completed.stderr.decode(errors="replace").splitlines() if line.strip()
+        ]
+        reason = lines[-1] if lines else f"gpg exited with code {completed.returncode}"
+        raise Failure(f"gpg could not decrypt the share: {reason}")
+    share = completed.stdout
+    if options.json:
+        click.echo(json.dumps({"key": share.hex(), "key_base64": base64.b64encode(share).decode("ascii")}))
+        return
+    click.echo(f"Share (hex):    {share.hex()}")
+    click.echo(f"Share (base64): {base64.b64encode(share).decode('ascii')}")

@@ -1,0 +1,146 @@
+"""The server's HTTP API as the CLI sees it: one call, every failure a Failure.
+
+The session never reads the environment (``trust_env = False``): a proxy
+named by HTTP_PROXY, HTTPS_PROXY or ALL_PROXY on a corporate host would
+otherwise see every share sent over http:// in clear, loopback included, and
+could answer in the server's place. A proxy is used only when ``--proxy``
+names one. The same switch stops requests from reading REQUESTS_CA_BUNDLE and
+~/.netrc, so TLS verification is passed with each request explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+import requests
+
+from app.cli.failure import UNREACHABLE, USAGE, Failure
+
+__all__ = [
+    "ADOPT",
+    "ADOPT_UPDATE",
+    "ATTEMPT",
+    "INIT",
+    "SHARES",
+    "UPDATE",
+    "VERIFY",
+    "Client",
+    "Reply",
+]
+
+TIMEOUT_SECONDS = 30
+
+ATTEMPT = "/v1/sys/generate-share/attempt"
+UPDATE = "/v1/sys/generate-share/update"
+INIT = "/v1/sys/init"
+SHARES = "/v1/sys/shares"
+VERIFY = "/v1/sys/shares/verify"
+ADOPT = "/v1/sys/adopt/attempt"
+ADOPT_UPDATE = "/v1/sys/adopt/update"
+
+
+class _Fields(dict):
+    """A JSON object of a reply: a missing field is one line of error, not a traceback."""
+
+    def __missing__(self, key: str) -> NoReturn:
+        """Refuse a reply that lacks a field this CLI needs."""
+        raise Failure(f"the server's reply has no field {key!r}; is the address a generate-share server?")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One successful HTTP reply: its status, raw text, and parsed JSON (or None)."""
+
+    status: int
+    text: str
+    data: Any
+
+
+class Client:
+    """The server's HTTP API, with every failure turned into a Failure."""
+
+    def __init__(self, address: str, ca_cert: str | None, proxy: str | None = None) -> None:
+        """Remember the server's address, how to verify its TLS certificate, and the proxy if any."""
+        self.address = address.rstrip("/")
+        self.proxy = proxy
+        self.verify: str | bool = ca_cert if ca_cert else True
+        self.session = requests.Session()
+        self.session.trust_env = False  # no proxy, CA bundle or netrc from the environment
+        self.session.verify = self.verify
+        self.session.proxies = {"http": proxy, "https": proxy} if proxy else {}
+
+    def call(
+        self, method: str, path: str, body: dict | None = None, params: dict[str, str] | None = None
+    ) -> Reply:
+        """Send one request; return the reply or raise Failure (exit 1 or 3)."""
+        url = self.address + path
+        try:
+            r = self.session.request(
+                method, url, json=body, params=params, timeout=TIMEOUT_SECONDS, verify=self.verify
+            )
+        except requests.exceptions.InvalidURL as exc:  # also catches a bad port or host
+            raise Failure(
+                f"the address {self.address} is not a valid URL: {_reason(exc)}", exit_code=USAGE
+            ) from None
+        except requests.exceptions.ProxyError as exc:
+            raise Failure(
+                f"cannot reach the proxy {_without_credentials(self.proxy)}: {_reason(exc)}",
+                exit_code=UNREACHABLE,
+            ) from None
+        except requests.RequestException as exc:  # refused, DNS, TLS, timeout, broken reply
+            raise Failure(
+                f"cannot reach the server at {self.address}: {_reason(exc)}", exit_code=UNREACHABLE
+            ) from None
+        data = None
+        if r.content:
+            try:
+                data = r.json(object_hook=_Fields)
+            except ValueError:
+                data = None
+        if r.status_code >= 400:
+            errors = data.get("errors") if isinstance(data, dict) else None
+            if isinstance(errors, list) and errors and all(isinstance(e, str) for e in errors):
+                raise Failure(*(" ".join(e.split()) for e in errors))
+            raise Failure(f"the server at {self.address} answered HTTP {r.status_code} without an error list")
+        if r.content and not isinstance(data, dict):
+            raise Failure(
+                f"the server at {self.address} answered HTTP {r.status_code} with a reply that is not "
+                "a JSON object; is it a generate-share server?"
+            )
+        return Reply(status=r.status_code, text=r.text, data=data)
+
+    def close(self) -> None:
+        """Close the session's connections."""
+        self.session.close()
+
+
+def _without_credentials(url: str | None) -> str:
+    """Return a proxy URL without any user name or password in it, for messages."""
+    if not url:
+        return "-"
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def _reason(exc: BaseException) -> str:
+    """Return the root cause of a requests failure as one short line."""
+    seen: set[int] = set()
+    chain: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        chain.append(current)
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        todo.extend(e for e in linked if isinstance(e, BaseException))
+    for candidate in reversed(chain):
+        module = type(candidate).__module__
+        if isinstance(candidate, OSError) and not module.startswith(("urllib3", "requests")):
+            text = candidate.strerror or str(candidate) or type(candidate).__name__
+            return " ".join(str(text).split())
+    text = str(chain[-1]) or type(chain[-1]).__name__
+    return " ".join(text.split())

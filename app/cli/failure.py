@@ -1,0 +1,31 @@
+"""The CLI's exit codes and its one error type, shown as one line per reason."""
+
+from __future__ import annotations
+
+from typing import IO, Any, NoReturn
+
+import click
+
+__all__ = ["OK", "REFUSED", "UNREACHABLE", "USAGE", "Failure", "fail_usage"]
+
+OK, REFUSED, USAGE, UNREACHABLE = 0, 1, 2, 3
+
+
+class Failure(click.ClickException):
+    """A one-line-per-reason error with its exit code, shown without a traceback."""
+
+    def __init__(self, *messages: str, exit_code: int = REFUSED) -> None:
+        """Keep the messages (never a share) and the exit code."""
+        super().__init__(" ".join(messages))
+        self.messages = list(messages) or ["unknown error"]
+        self.exit_code = exit_code
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """Print each message as one line on stderr."""
+        for message in self.messages:
+            click.echo(f"Error: {message}", file=file, err=file is None)
+
+
+def fail_usage(message: str) -> NoReturn:
+    """Stop with a usage error of one line."""
+    raise Failure(message, exit_code=USAGE)
