@@ -10,8 +10,16 @@ import sys
 
 bind = os.environ.get("GENERATE_SHARE_BIND", "127.0.0.1:8200")
 workers = 1
-worker_class = "gthread"
+# gthread, except that a thread gets a connection only once its request has
+# fully arrived: slow or idle clients wait in the main loop, not in a thread.
+# A request must arrive whole within GENERATE_SHARE_REQUEST_DEADLINE seconds
+# (default 10; app/worker.py reads it), or it is answered 408 and closed.
+worker_class = "app.worker.BufferingWorker"
 threads = int(os.environ.get("GENERATE_SHARE_THREADS", "8"))
+# Connections the worker holds at once, arriving, served or kept alive; past
+# this it stops accepting until one closes. Each arriving request holds at
+# most 32 KiB of head plus the body limit in memory.
+worker_connections = 1000
 # Load the app in the worker, not the master: the worker holds the data
 # folder's lock, and a second worker on the same folder must fail loudly.
 preload_app = False
