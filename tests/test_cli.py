@@ -1,8 +1,10 @@
 """The operator CLI, driven against the real gunicorn server over HTTP."""
 
+import base64
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -276,14 +278,65 @@ def test_init_with_binary_and_armored_pgp_keys(server, keyring, tmp_path):
     assert all(fp in table for fp in fingerprints) and "3 shares issued, threshold 2" in table
 
 
+def gpg_in(home: Path, *args: str, stdin: bytes) -> bytes:
+    """Run a batch gpg in home, assert success, and return its stdout."""
+    done = subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--no-tty", *args],
+        input=stdin,
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    return done.stdout
+
+
 def test_decode_failure_is_one_line(keyring, tmp_path):
-    """Report a failed decryption in one line with exit 1."""
+    """Report a failed decryption (no secret key for the message) in one line with exit 1."""
+    message = gpg_in(
+        keyring.home,
+        "--trust-model",
+        "always",
+        "--encrypt",
+        "--recipient",
+        keyring.fingerprint(keyring.RSA),
+        stdin=secrets.token_bytes(33),
+    )
     empty_home = tmp_path / "g"
     empty_home.mkdir(mode=0o700)
-    result = run("http://127.0.0.1:1", "decode", "--key-base64", "aGVsbG8=", "--gnupg-home", str(empty_home))
+    b64 = base64.b64encode(message).decode("ascii")
+    result = run("http://127.0.0.1:1", "decode", "--key-base64", b64, "--gnupg-home", str(empty_home))
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.startswith("Error: gpg could not decrypt the share: ")
     assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("kind", ["literal", "armored literal", "symmetric", "not OpenPGP"])
+def test_decode_refuses_what_is_not_encrypted_to_a_public_key(keyring, kind):
+    """Refuse, printing no share, a message that anyone could have made without the holder's key."""
+    planted = secrets.token_bytes(33)  # what a sender would like the holder to take as a share
+    if kind == "literal":
+        message = gpg_in(keyring.home, "--store", stdin=planted)
+    elif kind == "armored literal":
+        message = gpg_in(keyring.home, "--armor", "--store", stdin=planted)
+    elif kind == "symmetric":
+        message = gpg_in(
+            keyring.home,
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "known to the sender",
+            "--no-symkey-cache",
+            "--symmetric",
+            stdin=planted,
+        )
+    else:
+        message = planted
+    b64 = base64.b64encode(message).decode("ascii")
+    result = run("http://127.0.0.1:1", "decode", "--key-base64", b64, "--gnupg-home", str(keyring.home))
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("Error: --key-base64 does not hold a share encrypted to your key. ")
+    assert "encrypted to a public key" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert planted.hex() not in result.output and "Share (hex)" not in result.output
 
 
 def test_a_share_typed_at_the_prompt_is_not_echoed(server, monkeypatch):

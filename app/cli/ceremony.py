@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from app import pgp
 from app.cli.client import ATTEMPT, INIT, UPDATE
 from app.cli.failure import Failure, fail_usage
 from app.cli.options import Options, pass_options
@@ -187,6 +188,12 @@ def decode(options: Options, key_base64: str, gnupg_home: str | None) -> None:
         fail_usage("--key-base64 is not valid base64; copy the whole encrypted share")
     if not message:
         fail_usage("--key-base64 is empty; copy the whole encrypted share")
+    # gpg --decrypt also "decrypts" a plain literal-data packet or a passphrase
+    # message: a sender could make a holder print and adopt a share of their choosing.
+    try:
+        pgp.require_encrypted_message(message)
+    except pgp.PGPError as exc:
+        fail_usage(f"--key-base64 does not hold a share encrypted to your key. {exc}")
     command = ["gpg", *(["--homedir", gnupg_home] if gnupg_home else []), "--quiet", "--decrypt"]
     try:
         completed = subprocess.run(command, input=message, capture_output=True, check=False)
