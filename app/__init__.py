@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -22,6 +23,8 @@ DEFAULTS = {
     "LOG_LEVEL": "INFO",
     "TRUSTED_PROXIES": 0,
     "PROVIDE_AUTOMATIC_OPTIONS": False,
+    # Web origins whose pages may send writes (see app/api/lifecycle.py): none.
+    "ALLOWED_ORIGINS": "",
 }
 
 
@@ -69,3 +72,45 @@ def _check_config(config: Mapping) -> None:
         raise StartupError("GENERATE_SHARE_TRUSTED_PROXIES must be a whole number of proxy hops, 0 to 10")
     if not isinstance(config["REQUIRE_NONCE"], (bool, int)):
         raise StartupError("GENERATE_SHARE_REQUIRE_NONCE must be true or false")
+    config["ALLOWED_ORIGINS"] = _origins(config["ALLOWED_ORIGINS"])
+
+
+_ORIGINS_HELP = (
+    "GENERATE_SHARE_ALLOWED_ORIGINS must be a comma-separated list of web origins, each "
+    "scheme://host[:port] with no path, such as https://ops.example.org,http://127.0.0.1:8080"
+)
+
+
+def _origins(value) -> frozenset[str]:
+    """Return the allowed origins in the form a browser sends them, or refuse to start."""
+    if isinstance(value, str):
+        entries = value.split(",")
+    elif isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(v, str) for v in value):
+        entries = list(value)
+    else:
+        raise StartupError(_ORIGINS_HELP)
+    origins = set()
+    for entry in (e.strip() for e in entries):
+        if not entry:
+            continue
+        try:
+            parts = urlsplit(entry)
+            port = parts.port  # a port out of range raises ValueError
+        except ValueError:
+            parts = port = None
+        if (
+            parts is None
+            or parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.username is not None
+            or parts.path
+            or "?" in entry
+            or "#" in entry
+        ):
+            raise StartupError(f"{_ORIGINS_HELP}; {entry!r} is not one")
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        # A browser leaves out the scheme's default port and writes the host in
+        # lowercase (urlsplit lowercases it): compare in that form.
+        default = 443 if parts.scheme == "https" else 80
+        origins.add(f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else ""))
+    return frozenset(origins)

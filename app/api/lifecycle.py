@@ -1,14 +1,14 @@
-"""What happens around every request: its id, its client, its headers, its log line."""
+"""What happens around every request: its id, its client, where it comes from, its headers, its log line."""
 
 import logging
 import re
 import time
 import uuid
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 
 from ..audit import REQUEST, RequestInfo
-from .errors import shorten
+from .errors import error_response, shorten
 
 __all__ = ["register"]
 
@@ -30,6 +30,49 @@ def _begin() -> None:
     # REMOTE_ADDR is the client after ProxyFix has applied the trusted hops.
     who = RequestInfo(request_id=request_id, client=environ.get("REMOTE_ADDR") or "")
     g.request = (time.perf_counter(), who, REQUEST.set(who))
+
+
+# Methods that change nothing; every other method may be a write.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# Sec-Fetch-Site values a browser sends for a request of the service's own
+# origin, or one the user made (typed URL, bookmark).
+_OWN_SITE = frozenset({"same-origin", "none"})
+
+
+def _refuse_cross_site() -> Response | None:
+    """Refuse a write sent by a web page, before its body is read.
+
+    A page a holder opens could otherwise make the holder's browser POST to
+    the service (a simple form POST needs no CORS preflight) from inside the
+    holder's network. Browsers name the page's origin in Origin on every
+    cross-origin write, and modern ones say Sec-Fetch-Site; the CLI, curl and
+    hvac send neither, so they are never affected. An Origin is refused even
+    when it matches the Host: under DNS rebinding an attacker's page is
+    "same-origin" with a name that points at the service.
+    """
+    environ = request.environ
+    method = environ.get("REQUEST_METHOD", "")
+    if method in SAFE_METHODS:
+        return None
+    origin = environ.get("HTTP_ORIGIN")
+    site = environ.get("HTTP_SEC_FETCH_SITE")
+    if origin is None:
+        if site is None or site in _OWN_SITE:
+            return None
+        return error_response(
+            403,
+            f"this {method} was sent by a web page of another site (Sec-Fetch-Site: {site}); "
+            "the service takes writes only from clients such as the CLI, curl or hvac, or from "
+            "a page whose origin is listed in GENERATE_SHARE_ALLOWED_ORIGINS; nothing was changed",
+        )
+    if origin.lower() in current_app.config["ALLOWED_ORIGINS"]:
+        return None
+    return error_response(
+        403,
+        f"this {method} was sent by a web page (Origin: {origin}) whose origin is not listed in "
+        "GENERATE_SHARE_ALLOWED_ORIGINS; the service takes writes only from clients that send "
+        "no Origin header, such as the CLI, curl or hvac, or from an allowed origin; nothing was changed",
+    )
 
 
 def _finish(response: Response) -> Response:
@@ -79,5 +122,6 @@ def _end(exc: BaseException | None) -> None:
 def register(app: Flask) -> None:
     """Install the hooks."""
     app.before_request(_begin)
+    app.before_request(_refuse_cross_site)  # after _begin: the refusal carries a request id
     app.after_request(_finish)
     app.teardown_request(_end)
