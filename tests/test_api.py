@@ -481,3 +481,17 @@ def test_since_reaches_the_registry_as_a_zero_padded_utc_time(client, shares, si
     assert client.put(f"{V1}/shares/verify", json={"key": shares[0]}).get_json()["valid"] is True
     body = client.get(f"{V1}/shares", query_string={"since": since}).get_json()
     assert (body["since"], body["verified"]) == (canonical, verified)
+
+
+# -- the encryption subkey the holders compare ----------------------------------
+
+
+@pytest.mark.parametrize("name", ["ECC", "RSA"])
+def test_start_and_get_name_the_encryption_subkey(client, shares, keyring, name):
+    key = getattr(keyring, name)
+    started = start(client, pgp_key=base64.b64encode(keyring.public_binary(key)).decode())
+    expected = keyring.encryption_subkey(key)
+    assert expected != keyring.fingerprint(key)
+    assert started["pgp_subkey_fingerprint"] == expected
+    assert status(client)["pgp_subkey_fingerprint"] == expected
+    assert status(client)["pgp_fingerprint"] == keyring.fingerprint(key)

@@ -248,8 +248,7 @@ class StatusReply(Schema):
     progress = fields.Integer(required=True)
     required = fields.Integer(required=True)
     pgp_fingerprint = fields.String(required=True)
-    pgp_subkey_fingerprint = fields.Function(
-        lambda status: getattr(status, "pgp_subkey_fingerprint", ""),
+    pgp_subkey_fingerprint = fields.String(
         required=True,
         metadata={
             "description": "the encryption subkey the new share will be encrypted to; "
