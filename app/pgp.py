@@ -22,14 +22,18 @@ import copy
 import logging
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import gnupg
+
+from .errors import StartupError, Unavailable
 
 __all__ = [
     "PGPError",
@@ -39,6 +43,7 @@ __all__ = [
     "fingerprint",
     "load_public_key",
     "require_encrypted_message",
+    "set_home_root",
 ]
 
 # python-gnupg logs gpg's stderr, its command lines and data snippets at DEBUG
@@ -54,6 +59,26 @@ INSTALL_HINT = "gpg is not installed; install it with 'apt-get install gnupg'"
 GPG_OPTIONS = ["--no-autostart"]
 
 _EXPECTED = "expected exactly one OpenPGP public key (binary or ASCII-armored) that can encrypt"
+
+# Every gpg run is killed after GPG_TIMEOUT_SECONDS (python-gnupg 0.5.7 has no
+# time limit of its own), and at most GPG_CONCURRENCY run at once: a request
+# that waits GPG_WAIT_SECONDS for a slot gets PGPUnavailable (503, "gpg is
+# busy"), so a few expensive keys cannot hold every thread of the service.
+GPG_TIMEOUT_SECONDS = 10.0
+GPG_CONCURRENCY = 2
+GPG_WAIT_SECONDS = 5.0
+_SLOTS = threading.BoundedSemaphore(GPG_CONCURRENCY)
+
+# The encryption subkey must stay valid at least this long after the key is
+# loaded: an attempt may wait that long for its quorum, and a subkey that
+# expires meanwhile would be refused only after every holder had sent a share.
+SUBKEY_MIN_LIFETIME_SECONDS = 24 * 60 * 60
+
+# Temporary GnuPG homes are made in this folder (None: the system's temporary
+# folder). set_home_root points it into the data folder, so that homes left by
+# a killed worker are found and removed at the next start.
+_HOME_PREFIX = "generate-share-gnupg-"
+_home_root: str | None = None
 
 
 # Before gpg sees a key, its OpenPGP packet framing is read here (RFC 4880 and
@@ -99,8 +124,8 @@ class PGPError(Exception):
     """The caller's key is unusable; the message is a sentence safe to show the client."""
 
 
-class PGPUnavailable(Exception):
-    """gpg is missing or failed for reasons that have nothing to do with the key."""
+class PGPUnavailable(Unavailable):
+    """gpg is missing, busy or failed for reasons that have nothing to do with the key (503)."""
 
 
 class _Home:
@@ -142,6 +167,9 @@ class PublicKey:
     """
 
     fingerprint: str  # primary key fingerprint, lowercase hex
+    # The (sub)key every encrypt() uses, lowercase hex: what the holders compare
+    # out loud must be what the share is encrypted to, not a stale subkey.
+    subkey_fingerprint: str
     data: bytes  # the key as given (binary or armored), enough to import it again
     _home: _Home = field(default_factory=_Home, init=False, repr=False, compare=False)
 
@@ -164,7 +192,8 @@ def load_public_key(data: bytes) -> PublicKey:
     _check_key_framing(data)
     path, gpg = _new_home()
     try:
-        key = PublicKey(fingerprint=_vet(gpg, data), data=data)
+        primary, subkey = _vet(gpg, data)
+        key = PublicKey(fingerprint=primary, subkey_fingerprint=subkey, data=data)
         key._home.open(key, path, gpg)
     except BaseException:
         _remove_home(path)
@@ -178,9 +207,9 @@ def load_public_key(data: bytes) -> PublicKey:
     return key
 
 
-def _vet(gpg: gnupg.GPG, data: bytes) -> str:
-    """Return the fingerprint of the one usable public key in data, or raise PGPError."""
-    with _gpg_failures():
+def _vet(gpg: gnupg.GPG, data: bytes) -> tuple[str, str]:
+    """Return the primary and encryption subkey fingerprints of the one key in data, or raise PGPError."""
+    with _gpg_run():
         # A dry-run import (--import-options import-show): lists, stores nothing.
         keys = gpg.scan_keys_mem(data)
     if not keys:
@@ -206,7 +235,67 @@ def _vet(gpg: gnupg.GPG, data: bytes) -> str:
     # An uppercase E in the capabilities means some valid (sub)key can encrypt.
     if "E" not in key["cap"]:
         raise PGPError(f"The PGP key cannot encrypt (it has no valid encryption subkey); {_EXPECTED}.")
-    return key["fingerprint"].lower()
+    return key["fingerprint"].lower(), _encryption_subkey(key, time.time())
+
+
+def _encryption_subkey(key: dict, now: float) -> str:
+    """Return the fingerprint of the (sub)key gpg encrypts to, or raise PGPError if it will not last."""
+    # gpg's choice: the newest valid encryption-capable subkey, else the primary
+    # if it can encrypt. "trust" is the validity letter (r revoked, e expired,
+    # i invalid, d disabled, n never valid), "cap" a lowercase e for encryption.
+    if _expires_before(key.get("expires", ""), now):
+        raise PGPError(
+            f"The PGP key expires within {_lifetime()}, before an attempt could end; "
+            f"extend its expiry date; {_EXPECTED}."
+        )
+    usable = []
+    for keyid, _caps, subkey_fpr, _grip in key.get("subkeys", []):
+        info = key.get("subkey_info", {}).get(keyid, {})
+        if "e" not in info.get("cap", "") or info.get("trust", "") in _UNUSABLE or not subkey_fpr:
+            continue
+        expires = info.get("expires", "")
+        if expires.isdigit() and int(expires) <= now:
+            continue
+        usable.append((_timestamp(info.get("date", "")), subkey_fpr.lower(), expires))
+    if not usable:
+        if "e" in key["cap"]:  # lowercase: the primary's own capabilities, not its subkeys
+            return key["fingerprint"].lower()
+        raise PGPError(f"The PGP key has no valid encryption subkey; {_EXPECTED}.")
+    created, chosen, expires = max(usable)
+    if created > now + _CLOCK_SKEW_SECONDS:
+        # A subkey from the future: a clock is wrong somewhere. gpg would skip
+        # it today and switch to it later, so refuse rather than guess.
+        raise PGPError(
+            f"The PGP key's newest encryption subkey {chosen} is dated in the future; "
+            f"check the clock of the computer that made it; {_EXPECTED}."
+        )
+    if _expires_before(expires, now):
+        raise PGPError(
+            f"The PGP key's encryption subkey {chosen} expires within {_lifetime()}, before an "
+            f"attempt could end; extend its expiry date or add a new encryption subkey; {_EXPECTED}."
+        )
+    return chosen
+
+
+_UNUSABLE = ("r", "e", "i", "d", "n")  # validity letters of a (sub)key gpg will not use
+# gpg itself accepts keys created a little ahead of its clock.
+_CLOCK_SKEW_SECONDS = 5 * 60
+
+
+def _timestamp(text: str) -> int:
+    """Return a --with-colons creation time as seconds since the epoch (0 if absent)."""
+    return int(text) if text.isdigit() else 0
+
+
+def _expires_before(expires: str, now: float) -> bool:
+    """Tell whether an expiry time from --with-colons falls within the minimum lifetime."""
+    return expires.isdigit() and int(expires) < now + SUBKEY_MIN_LIFETIME_SECONDS
+
+
+def _lifetime() -> str:
+    """Name the minimum lifetime for an error sentence."""
+    hours = SUBKEY_MIN_LIFETIME_SECONDS / 3600
+    return f"{hours:g} hours"
 
 
 def fingerprint(key: PublicKey) -> str:
@@ -218,8 +307,7 @@ def encrypt(plaintext: bytes | bytearray, key: PublicKey) -> bytes:
     """Encrypt plaintext to key and return a binary (not armored) OpenPGP message."""
     with key._home.gpg() as gpg:
         if gpg is not None:  # the key's own home: one gpg run
-            with _gpg_failures():
-                return _encrypted(_encrypt(gpg, plaintext, key))
+            return _encrypted(_encrypt(gpg, plaintext, key))
     # Closed, or built by hand: a throw-away home, the key imported into it.
     with _gnupg() as gpg:
         _import(gpg, key)
@@ -229,7 +317,7 @@ def encrypt(plaintext: bytes | bytearray, key: PublicKey) -> bytes:
 
 def _import(gpg: gnupg.GPG, key: PublicKey) -> None:
     """Import key into gpg's home, or raise PGPUnavailable."""
-    with _gpg_failures():
+    with _gpg_run():
         imported = gpg.import_keys(key.data)
     fingerprints = [fp.lower() for fp in imported.fingerprints]
     # load_public_key vetted key.data, so a failed import is gpg's fault.
@@ -241,7 +329,9 @@ def _encrypt(gpg: gnupg.GPG, plaintext: bytes | bytearray, key: PublicKey) -> gn
     """Run gpg --encrypt to key in gpg's home and return python-gnupg's result."""
     # The plaintext goes to gpg's stdin from memory (no temporary file).
     # always_trust: the holder named this key; there is no web of trust to ask.
-    return gpg.encrypt(plaintext, key.fingerprint, always_trust=True, armor=False)
+    # "FPR!" makes gpg use exactly that (sub)key, the one the holders compared.
+    with _gpg_run():
+        return gpg.encrypt(plaintext, f"{key.subkey_fingerprint}!", always_trust=True, armor=False)
 
 
 def _encrypted(result: gnupg.Crypt) -> bytes:
@@ -254,15 +344,77 @@ def _encrypted(result: gnupg.Crypt) -> bytes:
     raise PGPUnavailable(f"gpg failed to encrypt (exit code {result.returncode}, status {result.status!r}).")
 
 
+class _Run:
+    """The gpg processes started by one call into python-gnupg, each killed at the deadline."""
+
+    def __init__(self) -> None:
+        """Start with no process and no timeout."""
+        self.timed_out = False
+        self._timers: list[threading.Timer] = []
+
+    def watch(self, process: subprocess.Popen) -> None:
+        """Kill process if it still runs GPG_TIMEOUT_SECONDS from now."""
+        timer = threading.Timer(GPG_TIMEOUT_SECONDS, self._kill, (process,))
+        timer.daemon = True
+        self._timers.append(timer)
+        timer.start()
+
+    def _kill(self, process: subprocess.Popen) -> None:
+        """Kill a gpg that ran too long; python-gnupg's readers then see end of file."""
+        if process.poll() is None:
+            self.timed_out = True
+            with contextlib.suppress(OSError):
+                process.kill()
+
+    def cancel(self) -> None:
+        """Stop watching: the call returned."""
+        for timer in self._timers:
+            timer.cancel()
+
+
+_running = threading.local()  # .run: the _Run of the calling thread's gpg call
+
+
+class _TimedGPG(gnupg.GPG):
+    """python-gnupg's GPG, with each process it starts watched by the calling thread's _Run."""
+
+    def _open_subprocess(self, args, *rest, **kwargs):
+        """Start gpg as python-gnupg does, then arm its deadline."""
+        # python-gnupg starts every process from the calling thread, inside _gpg_run.
+        run = getattr(_running, "run", None)
+        if run is None:  # a run outside _gpg_run would have no time limit and no slot
+            raise ValueError("gpg was about to run outside _gpg_run")
+        process = super()._open_subprocess(args, *rest, **kwargs)
+        run.watch(process)
+        return process
+
+
 @contextlib.contextmanager
-def _gpg_failures() -> Iterator[None]:
-    """Turn python-gnupg's own exceptions into PGPUnavailable."""
+def _gpg_run() -> Iterator[None]:
+    """Hold a gpg slot for one python-gnupg call, with a deadline; failures become PGPUnavailable."""
+    if not _SLOTS.acquire(timeout=GPG_WAIT_SECONDS):
+        raise PGPUnavailable("gpg is busy with other requests; try again in a moment.")
+    run = _running.run = _Run()
     try:
-        yield
-    except (OSError, ValueError) as exc:
-        # python-gnupg raises these when gpg cannot be run, fails on start-up
-        # (the constructor runs it once) or a pipe to it breaks.
-        raise PGPUnavailable(f"gpg failed unexpectedly: {exc}") from exc
+        try:
+            yield
+        except (OSError, ValueError) as exc:
+            if run.timed_out:
+                raise PGPUnavailable(_timeout_message()) from None
+            # python-gnupg raises these when gpg cannot be run, fails on start-up
+            # (the constructor runs it once) or a pipe to it breaks.
+            raise PGPUnavailable(f"gpg failed unexpectedly: {exc}") from exc
+        if run.timed_out:
+            raise PGPUnavailable(_timeout_message())
+    finally:
+        run.cancel()
+        _running.run = None
+        _SLOTS.release()
+
+
+def _timeout_message() -> str:
+    """Say that gpg was stopped at its time limit."""
+    return f"gpg took longer than {GPG_TIMEOUT_SECONDS:g} seconds and was stopped; try again later."
 
 
 def _new_home() -> tuple[str, gnupg.GPG]:
@@ -271,12 +423,11 @@ def _new_home() -> tuple[str, gnupg.GPG]:
     if binary is None:
         raise PGPUnavailable(INSTALL_HINT)
     try:
-        home = tempfile.mkdtemp(prefix="generate-share-gnupg-")  # mode 0700
+        home = tempfile.mkdtemp(prefix=_HOME_PREFIX, dir=_home_root)  # mode 0700
     except OSError as exc:
         raise PGPUnavailable(f"Cannot create a temporary GnuPG home: {exc}") from exc
     try:
-        with _gpg_failures():
-            return home, _bind(binary, home)
+        return home, _bind(binary, home)
     except BaseException:
         _remove_home(home)
         raise
@@ -294,7 +445,8 @@ def _bind(binary: str, home: str) -> gnupg.GPG:
     with _PROBED_LOCK:
         probed = _PROBED.get(binary)
         if probed is None:
-            probed = gnupg.GPG(gpgbinary=binary, gnupghome=home, options=GPG_OPTIONS)
+            with _gpg_run():
+                probed = _TimedGPG(gpgbinary=binary, gnupghome=home, options=GPG_OPTIONS)
             _PROBED[binary] = probed  # only once the probe succeeded
     gpg = copy.copy(probed)
     gpg.gnupghome = home
@@ -307,10 +459,33 @@ def _gnupg() -> Iterator[gnupg.GPG]:
     """Yield a GPG bound to a fresh private home, removed afterwards."""
     home, gpg = _new_home()
     try:
-        with _gpg_failures():
-            yield gpg
+        yield gpg
     finally:
         _remove_home(home)
+
+
+def set_home_root(path: str) -> None:
+    """Make temporary GnuPG homes in path from now on, removing any a killed process left there."""
+    global _home_root
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StartupError(f"cannot create the GnuPG folder {path}: {exc.strerror}") from None
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode):
+        raise StartupError(f"the GnuPG folder {path} is not a folder (a symlink or a file); remove it")
+    if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        # The homes hold the holders' public keys and gpg's sockets: this user's alone.
+        raise StartupError(
+            f"the GnuPG folder {path} must belong to this user with mode 0700; fix it with "
+            f"chmod 700 {path} (and chown), or remove it"
+        )
+    for name in os.listdir(path):
+        if name.startswith(_HOME_PREFIX):  # the data folder's lock says no live process uses it
+            _remove_home(os.path.join(path, name))
+    _home_root = path
 
 
 def _remove_home(home: str) -> None:

@@ -55,7 +55,32 @@ Subkey-Usage: encrypt
 Name-Real: revoked_key
 Expire-Date: 0
 %commit
+Key-Type: EDDSA
+Key-Curve: ed25519
+Key-Usage: sign
+Name-Real: rotated_key
+Creation-Date: 20200101T000000
+Expire-Date: 0
+%commit
+Key-Type: EDDSA
+Key-Curve: ed25519
+Key-Usage: sign
+Name-Real: future_key
+Creation-Date: 20200101T000000
+Expire-Date: 0
+%commit
+Key-Type: EDDSA
+Key-Curve: ed25519
+Key-Usage: sign
+Name-Real: expiring_key
+Creation-Date: 20200101T000000
+Expire-Date: 0
+%commit
 """
+
+
+# The keys have no passphrase: gpg may ask the agent for one without a terminal.
+_NO_PINENTRY = ("--pinentry-mode", "loopback", "--passphrase", "")
 
 
 class Keyring:
@@ -66,7 +91,12 @@ class Keyring:
     SIGN_ONLY = "sign_only_key"  # ed25519, no encryption subkey
     EXPIRED = "expired_key"  # ed25519 + cv25519, expired since 2020-01-02
     REVOKED = "revoked_key"  # ed25519 + cv25519, revocation certificate imported
-    NAMES = (RSA, ECC, SIGN_ONLY, EXPIRED, REVOKED)
+    # ed25519 with three cv25519 encryption subkeys: made in 2021 (superseded),
+    # 2022 (the one to use) and 2023 (revoked).
+    ROTATED = "rotated_key"
+    FUTURE = "future_key"  # ed25519, its only encryption subkey made "in" 2040
+    EXPIRING = "expiring_key"  # ed25519, its only encryption subkey expires an hour after creation
+    NAMES = (RSA, ECC, SIGN_ONLY, EXPIRED, REVOKED, ROTATED, FUTURE, EXPIRING)
 
     def __init__(self, home: Path) -> None:
         """Generate every key in home, a directory this keyring may own."""
@@ -88,6 +118,46 @@ class Keyring:
             "--import",
             stdin=revocation.read_bytes().replace(b"\n:-----BEGIN", b"\n-----BEGIN"),
         )
+        # Subkeys at chosen times: --faked-system-time dates the subkey and its binding.
+        for name, when, expire in (
+            (self.ROTATED, "20210101T000000", "0"),
+            (self.ROTATED, "20220101T000000", "0"),
+            (self.ROTATED, "20230101T000000", "0"),
+            (self.FUTURE, "20400101T000000", "0"),
+            (self.EXPIRING, None, "seconds=3600"),
+        ):
+            faked = ("--faked-system-time", when) if when else ()
+            self._gpg(
+                *faked, *_NO_PINENTRY, "--quick-add-key", self._fingerprints[name], "cv25519", "encr", expire
+            )
+        # Revoke the rotated key's newest subkey (key 3 in gpg's edit menu).
+        self._gpg(
+            *_NO_PINENTRY,
+            "--command-fd",
+            "0",
+            "--edit-key",
+            self._fingerprints[self.ROTATED],
+            stdin=b"key 3\nrevkey\ny\n0\n\ny\nsave\n",
+        )
+
+    def subkey_fingerprints(self, name: str) -> list[str]:
+        """Return the fingerprints of name's subkeys in the order they were made, lowercase hex."""
+        listing = self._gpg(
+            "--with-colons", "--with-subkey-fingerprints", "--list-keys", self._fingerprints[name]
+        )
+        lines = listing.decode().splitlines()
+        return [
+            lines[i + 1].split(":")[9].lower()
+            for i, line in enumerate(lines)
+            if line.startswith("sub:") and lines[i + 1].startswith("fpr:")
+        ]
+
+    def encryption_subkey(self, name: str) -> str:
+        """Return the fingerprint the service should encrypt name's shares to (the primary if no subkey)."""
+        subkeys = self.subkey_fingerprints(name)
+        if name == self.ROTATED:
+            return subkeys[1]
+        return subkeys[0] if subkeys else self._fingerprints[name]
 
     def fingerprint(self, name: str) -> str:
         """Return the primary fingerprint of name, lowercase hex."""

@@ -151,7 +151,11 @@ def test_load_public_key_refuses(keyring: Keyring, homes: list[str], make, reaso
 @pytest.mark.parametrize("name", (Keyring.EXPIRED, Keyring.REVOKED, Keyring.SIGN_ONLY))
 def test_encrypt_refuses_a_key_that_cannot_encrypt(keyring: Keyring, name: str) -> None:
     # As if the key had been loaded while still valid, then expired or was revoked.
-    key = PublicKey(fingerprint=keyring.fingerprint(name), data=keyring.public_binary(name))
+    key = PublicKey(
+        fingerprint=keyring.fingerprint(name),
+        subkey_fingerprint=keyring.encryption_subkey(name),
+        data=keyring.public_binary(name),
+    )
     share = a_share()
     with pytest.raises(PGPError, match="can no longer be used to encrypt") as caught:
         encrypt(share, key)
@@ -163,6 +167,7 @@ def test_encrypt_blames_gpg_for_a_key_that_does_not_import_as_loaded(
 ) -> None:
     forged = PublicKey(
         fingerprint=keyring.fingerprint(Keyring.RSA),
+        subkey_fingerprint=keyring.encryption_subkey(Keyring.RSA),
         data=keyring.public_binary(Keyring.ECC),
     )
     with pytest.raises(PGPUnavailable, match="failed to import"):
@@ -279,7 +284,7 @@ def test_an_agent_that_did_start_is_stopped(keyring: Keyring, daemons, monkeypat
     # Without --no-autostart gpg starts an agent for a secret key: the cleanup must stop it.
     monkeypatch.setattr(pgp, "GPG_OPTIONS", [])
     # Straight to gpg: load_public_key refuses a secret key before gpg sees it.
-    with pgp._gnupg() as gpg:
+    with pgp._gnupg() as gpg, pgp._gpg_run():
         assert gpg.scan_keys_mem(keyring.secret_armored(Keyring.ECC))
     [(before, after)] = daemons
     assert "gpg-agent" in before
@@ -355,7 +360,11 @@ def test_gpg_failing_is_the_servers_fault(
     )
     fake.chmod(0o755)
     # Built by hand, the key has no home: encrypt runs every step with the fake gpg.
-    key = PublicKey(fingerprint=keyring.fingerprint(Keyring.ECC), data=keyring.public_binary(Keyring.ECC))
+    key = PublicKey(
+        fingerprint=keyring.fingerprint(Keyring.ECC),
+        subkey_fingerprint=keyring.encryption_subkey(Keyring.ECC),
+        data=keyring.public_binary(Keyring.ECC),
+    )
     monkeypatch.setattr(pgp.shutil, "which", lambda name: str(fake) if name == "gpg" else None)
     if failing != "--encrypt":
         with pytest.raises(PGPUnavailable):
@@ -369,3 +378,83 @@ def test_gpg_failing_is_the_servers_fault(
     with pytest.raises(PGPUnavailable):
         encrypt(a_share(), key)
     assert homes and all(not os.path.exists(home) for home in homes)
+
+
+def recipients(message: bytes) -> list[str]:
+    """Return the key IDs (lowercase hex) a binary message's session-key packets name."""
+    ids, position = [], 0
+    data = pgp._dearmored(message, "")
+    for tag, length in pgp._packets(data, ""):
+        first, octet = data[position], data[position + 1]
+        if first & 0x40:  # new format: one, two or five length octets
+            header = 1 + (1 if octet < 192 else 2 if octet < 224 else 5)
+        else:  # old format: the low two bits say 1, 2 or 4 length octets
+            header = 1 + (1 << (first & 3))
+        if tag == 1:
+            body = data[position + header : position + header + length]
+            assert body[0] == 3, "a version 3 public-key encrypted session key"
+            ids.append(body[1:9].hex())
+        else:
+            break
+        position += header + length
+    return ids
+
+
+@pytest.mark.parametrize("name", ENCRYPTING)
+def test_the_encryption_subkey_is_named_and_used(keyring: Keyring, name: str) -> None:
+    key = load_public_key(keyring.public_binary(name))
+    [subkey] = keyring.subkey_fingerprints(name)
+    assert key.subkey_fingerprint == subkey != key.fingerprint
+    assert recipients(encrypt(a_share(), key)) == [subkey[-16:]]
+    key.close()
+
+
+def test_a_rotated_key_encrypts_to_its_newest_valid_subkey(keyring: Keyring) -> None:
+    # Subkeys from 2021 (superseded), 2022 (valid) and 2023 (revoked): the 2022 one is used.
+    old, current, revoked = keyring.subkey_fingerprints(Keyring.ROTATED)
+    key = load_public_key(keyring.public_armored(Keyring.ROTATED))
+    assert key.subkey_fingerprint == current
+    share = a_share()
+    message = encrypt(share, key)
+    assert recipients(message) == [current[-16:]]
+    assert keyring.decrypt(message) == share
+    key.close()
+    # Closed, the key still encrypts to that subkey, through a throw-away home.
+    assert recipients(encrypt(share, key)) == [current[-16:]]
+    assert old[-16:] not in recipients(message) and revoked[-16:] not in recipients(message)
+
+
+def test_encrypt_uses_exactly_the_named_subkey(keyring: Keyring) -> None:
+    # gpg alone would pick the newest valid subkey; "FPR!" forces the one named.
+    old, current, _ = keyring.subkey_fingerprints(Keyring.ROTATED)
+    for chosen in (old, current):
+        key = PublicKey(
+            fingerprint=keyring.fingerprint(Keyring.ROTATED),
+            subkey_fingerprint=chosen,
+            data=keyring.public_binary(Keyring.ROTATED),
+        )
+        assert recipients(encrypt(a_share(), key)) == [chosen[-16:]]
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        (Keyring.FUTURE, "dated in the future"),
+        (Keyring.EXPIRING, "expires within 24 hours"),
+    ],
+)
+def test_a_subkey_that_will_not_last_the_attempt_is_refused(
+    keyring: Keyring, homes: list[str], name: str, reason: str
+) -> None:
+    with pytest.raises(PGPError, match=reason) as caught:
+        load_public_key(keyring.public_binary(name))
+    assert keyring.encryption_subkey(name) in str(caught.value)
+    assert all(not os.path.exists(home) for home in homes)
+
+
+def test_the_minimum_lifetime_is_the_module_constant(keyring: Keyring, monkeypatch) -> None:
+    # The expiring subkey lasts an hour from its creation: enough for a 10-minute minimum.
+    monkeypatch.setattr(pgp, "SUBKEY_MIN_LIFETIME_SECONDS", 600)
+    key = load_public_key(keyring.public_binary(Keyring.EXPIRING))
+    assert key.subkey_fingerprint == keyring.encryption_subkey(Keyring.EXPIRING)
+    key.close()
