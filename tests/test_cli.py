@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 
 from app import shamir
 from app.cli import cli
+from app.cli import output as cli_output
 from app.cli import prompts as cli_module
 from helpers import same_key
 from server import Server, free_port
@@ -105,6 +106,55 @@ def test_a_pgp_ceremony_with_the_cli(server, keyring, tmp_path):
         "FINGERPRINT",
     ]
     assert sum(" init " in line for line in table.splitlines()) == 5
+
+
+def encryption_subkey(keyring, name: str) -> str:
+    """Return the fingerprint of name's encryption subkey as gpg lists it, lowercase hex."""
+    listing = gpg_in(
+        keyring.home,
+        "--with-colons",
+        "--with-subkey-fingerprint",
+        "--list-keys",
+        keyring.fingerprint(name),
+        stdin=b"",
+    ).decode()
+    records = [line.split(":") for line in listing.splitlines()]
+    for record, following in zip(records, records[1:], strict=False):
+        if record[0] == "sub" and "e" in record[11] and following[0] == "fpr":
+            return following[9].lower()
+    raise AssertionError(f"{name} lists no encryption subkey")
+
+
+def grouped(fingerprint: str) -> str:
+    """Return a 40-digit fingerprint as gpg --fingerprint shows it: 5 groups, two spaces, 5 groups."""
+    groups = [fingerprint[i : i + 4].upper() for i in range(0, 40, 4)]
+    return " ".join(groups[:5]) + "  " + " ".join(groups[5:])
+
+
+def test_start_and_status_name_the_encryption_subkey(server, keyring, tmp_path):
+    """Show the subkey the new share is encrypted to next to the primary fingerprint, and only then."""
+    keys = init_json(server)
+    ok(server.url, "start")
+    assert "Encryption subkey" not in ok(server.url, "status").stdout + ok(server.url, "cancel").stdout
+    key_file = tmp_path / "ecc.asc"
+    key_file.write_bytes(keyring.public_armored(keyring.ECC))
+    subkey = encryption_subkey(keyring, keyring.ECC)
+    assert subkey != keyring.fingerprint(keyring.ECC)
+    line = f"Encryption subkey: {grouped(subkey)}"
+
+    started = ok(server.url, "start", "--pgp-key", str(key_file)).stdout.splitlines()
+    at = started.index(line)
+    assert started[at - 1].startswith("PGP fingerprint: " + keyring.fingerprint(keyring.ECC))
+    status = ok(server.url, "status").stdout.splitlines()
+    assert status[-1] == line and status[-2].startswith("PGP fingerprint: ")
+    first = ok(server.url, "update", input=keys[0] + "\n")
+    assert f"subkey {grouped(subkey)}" in first.stderr  # shown before the share is asked for
+
+
+@pytest.mark.parametrize("reply", [{}, {"pgp_subkey_fingerprint": None}, {"pgp_subkey_fingerprint": ""}])
+def test_a_reply_without_a_subkey_shows_no_subkey_line(reply):
+    """Tolerate a server that does not name the subkey (older) or names none (no PGP key)."""
+    assert cli_output.subkey_line(reply) is None
 
 
 def test_the_console_script_runs_a_plain_ceremony(server):
