@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,16 +26,17 @@ __all__ = [
     "GENESIS",
     "REQUEST",
     "RequestInfo",
-    "STATE_EVENTS",
     "AuditTrail",
+    "BrokenTrail",
+    "event_name",
+    "split_lines",
+    "walk",
     "line_hash",
     "make_line",
 ]
 
 AUDIT_FILE = "audit.log"
 GENESIS = "0" * 64
-#: Events that change the state file; every other event only appends a line.
-STATE_EVENTS = frozenset({"init", "adopted", "share_issued", "share_verified"})
 
 
 @dataclass(frozen=True)
@@ -73,15 +75,23 @@ def make_line(seq: int, prev: str, time: str, event: str, fields: dict) -> bytes
 
 
 class AuditTrail:
-    """The append-only file; the store serializes every call."""
+    """The append-only file, reached through a descriptor; its owner serializes every call."""
 
-    def __init__(self, path: Path):
+    def __init__(self, fd: int, path: Path):
         self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        self._fd = fd
 
     def read(self) -> bytes:
-        """Return the whole file."""
-        return self.path.read_bytes()
+        """Return the whole file, read through the open descriptor (never by name)."""
+        size = self.size()
+        chunks, offset = [], 0
+        while offset < size:
+            chunk = os.pread(self._fd, size - offset, offset)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            offset += len(chunk)
+        return b"".join(chunks)
 
     def size(self) -> int:
         """Return the file's length in bytes."""
@@ -109,6 +119,55 @@ class AuditTrail:
     def close(self) -> None:
         """Close the file."""
         os.close(self._fd)
+
+
+class BrokenTrail(Exception):
+    """The trail is damaged or was tampered with at ``line`` (1-based)."""
+
+    def __init__(self, line: int, why: str):
+        super().__init__(f"audit trail broken at line {line}: {why}")
+        self.line = line
+
+
+def split_lines(raw: bytes) -> list[bytes]:
+    """Split the trail into its lines; BrokenTrail if the last one was cut short."""
+    lines = raw.split(b"\n")
+    if lines.pop():  # after the last newline: empty unless a line was cut short
+        raise BrokenTrail(len(lines) + 1, "the last line is incomplete (the file was truncated)")
+    return lines
+
+
+def walk(lines: list[bytes]) -> Iterator[tuple[int, dict, str]]:
+    """Yield (number, event, hash) for each line, checking the chain; BrokenTrail names a break."""
+    prev = GENESIS
+    for number, line in enumerate(lines, start=1):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            raise BrokenTrail(number, "the line is not valid JSON (it was edited or damaged)") from None
+        if not isinstance(event, dict):
+            raise BrokenTrail(number, "the line is not a JSON object")
+        if event.get("seq") != number:
+            raise BrokenTrail(
+                number,
+                f"its sequence number is {event.get('seq')!r}, expected {number} "
+                "(a line was deleted, inserted or moved)",
+            )
+        if event.get("prev") != prev:
+            raise BrokenTrail(
+                number, f"it does not chain to line {number - 1} (that line was edited, deleted or moved)"
+            )
+        prev = line_hash(line)
+        yield number, event, prev
+
+
+def event_name(line: bytes) -> str | None:
+    """Return the event name of one line, or None if it does not parse."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event.get("event") if isinstance(event, dict) else None
 
 
 def __getattr__(name: str):

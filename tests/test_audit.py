@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app import audit
+from app import audit, records
 from app.store import STATE_FILE
 from helpers import assert_error
 from server import Server
@@ -55,7 +55,7 @@ def test_a_ceremony_is_recorded_event_by_event(client, shares, folder):
         assert event["client"] == "127.0.0.1"
         assert len(event["request_id"]) == 32
         assert event["time"].endswith("Z")
-    report = audit.verify(folder)
+    report = records.verify(folder)
     assert report.ok, report.message
     assert report.lines == 8 and "6 shares" in report.message
 
@@ -79,7 +79,7 @@ def test_failed_reconstruction_is_one_event(client, shares, folder):
     last = events(folder)[-1]
     assert last["event"] == "reconstruction_failed"
     assert last["indices"] == [bytes.fromhex(s)[-1] for s in shares[:3]]
-    assert audit.verify(folder).ok
+    assert records.verify(folder).ok
 
 
 def test_refusals_at_start_and_init_are_recorded(client, shares, folder):
@@ -133,9 +133,9 @@ def _edit(lines):
 )
 def test_tampering_is_caught_and_named(app, client, shares, folder, change, line, why):
     ceremony(client, shares)
-    assert audit.verify(folder).ok
+    assert records.verify(folder).ok
     _rewrite(folder, change)
-    report = audit.verify(folder)
+    report = records.verify(folder)
     assert not report.ok
     assert report.message.startswith(f"audit trail broken at line {line}:"), report.message
     assert why in report.message
@@ -146,7 +146,7 @@ def test_a_registry_that_disagrees_with_the_trail_is_caught(client, shares, fold
     state = json.loads((folder / STATE_FILE).read_text())
     state["state"]["shares"][0]["index"] = 250 if state["state"]["shares"][0]["index"] != 250 else 251
     (folder / STATE_FILE).write_text(json.dumps(state))
-    report = audit.verify(folder)
+    report = records.verify(folder)
     assert not report.ok and "registry in the state file does not match the trail" in report.message
 
 

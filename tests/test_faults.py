@@ -11,8 +11,8 @@ import threading
 import pytest
 import requests
 
-from app import audit, create_app
-from app.store import Store
+from app import create_app, records
+from app.records import Store
 from helpers import assert_error, same_key
 from server import ROOT, Server
 
@@ -20,7 +20,8 @@ V1 = "/v1/sys"
 
 
 def snapshot(folder):
-    return {p.name: p.read_bytes() for p in folder.iterdir() if p.name != "lock"}
+    # The records are the files; a folder in it (GnuPG homes) is not a record.
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != "lock"}
 
 
 def mount_tmpfs(path, size="256k"):
@@ -80,7 +81,7 @@ def test_disk_full_is_simulated_inside_the_store(app, client, shares, monkeypatc
     for key in shares[:3]:
         last = client.put(f"{V1}/generate-share/update", json={"key": key, "nonce": nonce}).get_json()
     assert last["complete"] is True and same_key(last["key"], shares, 3)
-    assert audit.verify(store.path).ok
+    assert records.verify(store.path).ok
 
 
 def test_disk_full_on_a_real_file_system(small_disk, tmp_path):
@@ -103,7 +104,7 @@ def test_disk_full_on_a_real_file_system(small_disk, tmp_path):
         for key in keys[:3]:
             last = server.put(f"{V1}/generate-share/update", json={"key": key, "nonce": nonce}).json()
         assert last["complete"] is True and same_key(last["key"], keys, 3)
-    assert audit.verify(data).ok
+    assert records.verify(data).ok
     assert "Traceback" not in server.output()
 
 
@@ -128,8 +129,8 @@ def point():
         os.kill(os.getpid(), signal.SIGKILL)
 
 def hooked(real):
-    def call(*args):
-        result = real(*args)
+    def call(*args, **kwargs):
+        result = real(*args, **kwargs)
         point()
         return result
     return call
@@ -172,7 +173,7 @@ def test_a_crash_at_each_step_leaves_the_old_or_the_new_state(tmp_path, step):
     # Until the rename, the change never happened; from the rename on, it did.
     assert issued == (5 if step <= 3 else 6)
     assert not list(data.glob(".*.tmp"))
-    report = audit.verify(data)
+    report = records.verify(data)
     assert report.ok, report.message
     assert report.lines == 1 + 1 + 2 + (issued - 5)  # init, started, two accepted, issued
     restarted = create_app({"DATA_DIR": str(data)})
@@ -265,7 +266,7 @@ def test_sigterm_lets_requests_in_flight_finish_cleanly(tmp_path, keyring):
         if code == 200 and body["complete"]
     }
     assert issued
-    report = audit.verify(data)
+    report = records.verify(data)
     assert report.ok, report.message
     with Server(data, tmp_path / "again.log") as again:
         registry = {s["index"] for s in again.get(f"{V1}/shares").json()["shares"]}

@@ -7,7 +7,8 @@ import stat
 import pytest
 
 from app.errors import StartupError, Unavailable
-from app.store import STATE_FILE, Head, ShareRecord, State, Store, encode_state_file
+from app.records import Store
+from app.store import STATE_FILE, Head, ShareRecord, State, encode_state_file
 
 
 def make_state(**changes) -> State:
