@@ -168,13 +168,3 @@ def event_name(line: bytes) -> str | None:
     except ValueError:
         return None
     return event.get("event") if isinstance(event, dict) else None
-
-
-def __getattr__(name: str):
-    """Point callers of the old ``audit.verify`` at ``app.records`` (transitional)."""
-    # TRANSITION: remove once app/cli and the tests call app.records.verify.
-    if name in ("verify", "Report"):
-        from . import records
-
-        return getattr(records, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from app import audit, shamir
+from app import records, shamir
 from server import Server
 
 pytestmark = pytest.mark.soak
@@ -143,7 +143,7 @@ def test_soak(tmp_path, keyring):
     assert not [code for code in statuses if code >= 500], statuses
     assert gnupg_homes() == homes_before
     assert service_agents() == set()
-    report = audit.verify(tmp_path / "data")
+    report = records.verify(tmp_path / "data")
     assert report.ok, report.message
     print(
         f"\nsoak: {CEREMONIES} PGP ceremonies and {MIXED} mixed requests from {1 + MIXED_THREADS} threads "
