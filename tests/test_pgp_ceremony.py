@@ -2,6 +2,7 @@
 
 import base64
 import gc
+import json
 import os
 
 import pytest
@@ -140,3 +141,27 @@ def test_init_leaves_no_home(client, keyring, live_homes):
     r = client.put(f"{V1}/init", json={"secret_shares": 2, "secret_threshold": 2, "pgp_keys": pgp_keys})
     assert r.status_code == 200
     assert live_homes() == []
+
+
+def test_a_rotated_key_names_its_current_subkey_from_start_to_the_trail(client, shares, keyring, folder):
+    name = keyring.ROTATED  # subkeys: superseded, current, revoked
+    subkey = keyring.encryption_subkey(name)
+    assert subkey not in (keyring.fingerprint(name), *keyring.subkey_fingerprints(name)[::2])
+    pgp_key = b64(keyring.public_binary(name))
+    started = client.put(f"{V1}/generate-share/attempt", json={"pgp_key": pgp_key}).get_json()
+    assert started["pgp_subkey_fingerprint"] == subkey
+    for key in shares[:3]:
+        r = client.put(f"{V1}/generate-share/update", json={"key": key, "nonce": started["nonce"]})
+    body = r.get_json()
+    assert body["complete"] is True and body["pgp_subkey_fingerprint"] == subkey
+    new = keyring.decrypt(base64.b64decode(body["key_base64"]))
+    assert shamir.combine([new, *map(bytes.fromhex, shares[3:])]) == shamir.combine(
+        [bytes.fromhex(s) for s in shares[:3]]
+    )
+    lines = [json.loads(line) for line in (folder / "audit.log").read_bytes().splitlines()]
+    for event in ("attempt_started", "share_issued"):
+        [line] = [x for x in lines if x["event"] == event]
+        assert (line["pgp_fingerprint"], line["pgp_subkey_fingerprint"]) == (
+            keyring.fingerprint(name),
+            subkey,
+        )

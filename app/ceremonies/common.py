@@ -112,10 +112,7 @@ def fingerprint(key: pgp_module.PublicKey | None) -> str:
 
 def subkey_fingerprint(key: pgp_module.PublicKey | None) -> str:
     """Return the fingerprint of the subkey gpg encrypts to, or "" without a key."""
-    if key is None:
-        return ""
-    # Until app.pgp names the encryption subkey, the primary key stands in.
-    return getattr(key, "subkey_fingerprint", key.fingerprint)
+    return key.subkey_fingerprint if key is not None else ""
 
 
 def close(*keys: pgp_module.PublicKey | None) -> None:
