@@ -73,6 +73,9 @@ class ShortList(fields.List):
     def __init__(self, cls_or_instance, *, max_length: int, **kwargs):
         super().__init__(cls_or_instance, **kwargs)
         self.max_length = max_length
+        # Never reached on a long list (checked first below); it is here so
+        # that the OpenAPI document says maxItems.
+        self.validators.append(validate.Length(max=max_length))
 
     def _deserialize(self, value, attr, data, **kwargs):
         # Checked first: a long list of bad entries would otherwise cost one
