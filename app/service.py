@@ -28,7 +28,8 @@ from .ceremonies.custody import Custody
 from .ceremonies.generate import Status
 from .ceremonies.init import InitResult
 from .ceremonies.oversight import Registry
-from .store import State, Store
+from .records import Store
+from .store import State
 
 __all__ = [
     "AdoptionStatus",

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import pytest
 
 from app.errors import BadRequest, Conflict, NotInitialized
+from app.records import Store
 from app.service import GenerateShareService
-from app.store import Store
 
 PRIMARY = "aa" * 20
 SUBKEY = "bb" * 20

@@ -16,7 +16,8 @@ from types import ModuleType
 
 from .. import pgp as pgp_module
 from ..errors import BadRequest, Conflict, NotInitialized
-from ..store import State, Store
+from ..records import Store
+from ..store import State
 
 __all__ = [
     "ADOPT_URL",
