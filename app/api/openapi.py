@@ -11,9 +11,8 @@ and compared with the code by the test suite.
 from __future__ import annotations
 
 import json
+import re
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from apispec import APISpec
@@ -22,13 +21,16 @@ from flask import Blueprint, Flask, current_app
 from marshmallow import Schema
 
 from . import schemas as s
+from .contract import CROSS_SITE_ORIGIN, ERROR_TEXT, OPERATIONS, SHARED_REFUSALS, Operation, Refusal
 from .oversight import VERSION
+from .reference import render_markdown
 
-__all__ = ["build_spec", "bp", "OPERATIONS", "render", "main"]
+__all__ = ["build_spec", "bp", "OPERATIONS", "render", "render_markdown", "main"]
 
 OPENAPI_VERSION = "3.0.3"
 PREFIX = "/v1/sys"  # the bare /sys aliases are named in the description only
 SPEC_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+REFERENCE_PATH = SPEC_PATH.parent / "API.md"  # the same contract as Markdown, from app/api/reference.py
 _CACHE = "generate_share_openapi"
 _IMPLICIT_METHODS = {"HEAD", "OPTIONS"}
 _WRITES = {"PUT", "POST", "DELETE"}
@@ -53,121 +55,20 @@ Conventions for every operation:
 - Errors are `{"errors": ["..."]}`: 400 for anything the caller can fix
   (including a call that does not fit the current state), 404 for an unknown
   path, 405 for a wrong method, 413 for a body over the configured limit
-  (64 KiB by default), 503 when the server could not do its part of a write
-  (nothing was changed), 500 only for a fault of the server itself.
+  (64 KiB by default), 403 for a write from a browser page of another site,
+  503 when the server could not do its part of a write (nothing was
+  changed), 500 only for a fault of the server itself.
 - The API has no authentication of its own; see SECURITY.md.
 """
 
 
-@dataclass(frozen=True)
-class Operation:
-    """What one view takes and gives, beyond what its route says.
-
-    Schemas are named (classes of ``app.api.schemas``), so that a renamed
-    schema breaks this document and its test, not the import of the app.
-    """
-
-    reply: str | dict | None  # a schema name, an inline JSON Schema, or None: 204 with no body
-    request: str | None = None
-    query: str | None = None
-    body_required: bool = False
-    errors: tuple[int, ...] = (400,)
-    description: str = ""
-    links: Mapping[str, Mapping] = field(default_factory=dict)
-
-
-# OpenAPI links between the ceremony's steps, for readers and for
-# schemathesis's stateful tests: init hands out shares, an attempt hands out
-# the nonce, and every update reply carries the nonce on to the next update.
-_INIT_LINKS = {
-    "StartAttempt": {"operationId": "start_attempt_put"},
-    "SubmitFirstShare": {"operationId": "update_put", "requestBody": {"key": "$response.body#/keys/0"}},
-    "SubmitSecondShare": {"operationId": "update_put", "requestBody": {"key": "$response.body#/keys/1"}},
-    "VerifyCustody": {"operationId": "verify_custody_put", "requestBody": {"key": "$response.body#/keys/0"}},
-}
-_NONCE_LINKS = {
-    "SubmitShareWithNonce": {"operationId": "update_put", "requestBody": {"nonce": "$response.body#/nonce"}},
-    "ReadAttempt": {"operationId": "read_attempt_get"},
-    "CancelAttempt": {"operationId": "cancel_attempt_delete"},
-}
-_ADOPTION_LINKS = {
-    "AdoptShareWithNonce": {
-        "operationId": "adopt_update_put",
-        "requestBody": {"nonce": "$response.body#/nonce"},
-    },
-    "ReadAdoption": {"operationId": "read_adoption_get"},
-    "CancelAdoption": {"operationId": "cancel_adoption_delete"},
-}
-_STATE_400 = "400 also when the call does not fit the current state (for example before init)."
-
-#: Every view, by "<blueprint>.<function>"; a view missing here is still
-#: documented, as a reply of any JSON object, and a test fails until it is added.
-OPERATIONS: dict[str, Operation] = {
-    "init.read_init": Operation(reply="InitStatusReply", errors=()),
-    "init.initialize": Operation(
-        reply="InitReply",
-        request="InitRequest",
-        body_required=True,
-        description="400 also when secret_threshold exceeds secret_shares, when pgp_keys does not "
-        "have one key per share or a key cannot encrypt, and when the service is already initialized.",
-        links=_INIT_LINKS,
-    ),
-    "generate_share.read_attempt": Operation(reply="StatusReply", description=_STATE_400, links=_NONCE_LINKS),
-    "generate_share.start_attempt": Operation(
-        reply="StatusReply",
-        request="AttemptRequest",
-        description="400 also before init, while another attempt is in progress, when pgp_key is not "
-        "one public key able to encrypt, and when no further share may be issued.",
-        links=_NONCE_LINKS,
-    ),
-    "generate_share.cancel_attempt": Operation(
-        reply=None, errors=(), description="204 also when no attempt was in progress."
-    ),
-    "generate_share.update": Operation(
-        reply="StatusReply",
-        request="UpdateRequest",
-        body_required=True,
-        description="400 also before init, without an attempt, for a nonce that differs from the "
-        "attempt's (or a missing one when the server requires it), for a share that does not decode "
-        "to the key's length, for a share or x already submitted, and when the quorum's shares do "
-        "not reconstruct the master key (progress then returns to 0). At the threshold the reply has "
-        "complete = true and key / key_base64 = the new share, or the OpenPGP message that encrypts it.",
-        links={"SubmitNextShare": _NONCE_LINKS["SubmitShareWithNonce"]},
-    ),
-    "adopt.read_adoption": Operation(reply="AdoptionStatusReply", description=_STATE_400),
-    "adopt.start_adoption": Operation(
-        reply="AdoptionStatusReply",
-        request="AdoptRequest",
-        body_required=True,
-        description=_STATE_400,
-        links=_ADOPTION_LINKS,
-    ),
-    "adopt.cancel_adoption": Operation(
-        reply=None, errors=(), description="204 also when no adoption was in progress."
-    ),
-    "adopt.adopt_update": Operation(
-        reply="AdoptionStatusReply",
-        request="UpdateRequest",
-        body_required=True,
-        description=_STATE_400,
-        links={"AdoptNextShare": _ADOPTION_LINKS["AdoptShareWithNonce"]},
-    ),
-    "oversight.registry": Operation(reply="SharesReply", query="SharesQuery", description=_STATE_400),
-    "oversight.verify_custody": Operation(
-        reply="CustodyReply", request="VerifyRequest", body_required=True, description=_STATE_400
-    ),
-    "oversight.health": Operation(reply="HealthReply", errors=()),
-    "openapi.document": Operation(reply={"type": "object"}, errors=()),
-}
-
-_ERROR_TEXT = {
-    400: "The caller can fix the request: bad JSON, a wrong type or value, or a call that does "
-    "not fit the current state. Nothing was changed.",
-    404: "No such path (the answer to any unknown path under the prefix).",
-    405: "The path does not take this method; the Allow header lists those it takes.",
-    413: "The request body is larger than the configured limit (GENERATE_SHARE_MAX_CONTENT_LENGTH).",
-    500: "A fault of the server itself; the detail is in the server log.",
-    503: "The server could not do its part (disk, gpg); nothing was changed or issued.",
+#: The groups of operations, in the order a ceremony meets them.
+TAGS = {
+    "init": "Create a master key and its shares.",
+    "generate_share": "A quorum of holders mints one new share of the key.",
+    "adopt": "Bring in a share set that Vault (or OpenBao) split, so that shares of that key can be minted.",
+    "oversight": "What every holder and every probe may see, and the custody check of one share.",
+    "openapi": "This contract, as an OpenAPI 3 document.",
 }
 
 # Fields the MarshmallowPlugin cannot know from the field classes alone.
@@ -177,7 +78,96 @@ _PROPERTY_FIXES = {
     ("StatusReply", "progress"): {"type": "integer", "minimum": 0},
     ("InitReply", "keys"): {"type": "array", "items": {"type": "string", "pattern": "^([0-9a-f]{2})+$"}},
     ("InitReply", "keys_base64"): {"type": "array", "items": {"type": "string", "format": "byte"}},
+    ("StatusReply", "pgp_subkey_fingerprint"): {"type": "string"},
+    ("ShareRecordReply", "verified_at"): {"type": "string", "nullable": True},
     ("ErrorReply", "errors"): {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+}
+
+# What each field means, where its marshmallow field carries no description.
+# An entry whose field does not exist is skipped, so a field may be described
+# here before it lands (pgp_subkey_fingerprint).
+_FIELD_DOCS = {
+    "InitRequest": {
+        "secret_shares": "how many shares to create",
+        "secret_threshold": "how many shares rebuild the key",
+        "pgp_keys": "one base64 OpenPGP public key per share: share i is encrypted to key i",
+    },
+    "AttemptRequest": {
+        "pgp_key": "the new holder's OpenPGP public key, base64 of the binary or armored key: the new "
+        "share is encrypted to it (an empty string counts as absent)",
+    },
+    "UpdateRequest": {
+        "key": "one existing share, as hex or standard padded base64",
+        "nonce": "the nonce of the ceremony in progress; required when the server sets "
+        "GENERATE_SHARE_REQUIRE_NONCE (an empty string counts as absent)",
+    },
+    "VerifyRequest": {"key": "the share you hold, as hex or standard padded base64"},
+    "AdoptRequest": {
+        "secret_threshold": "how many shares rebuild the existing key",
+        "share_limit": "the most shares that may ever exist (default 255)",
+    },
+    "SharesQuery": {
+        "since": "an RFC 3339 time with a zone: `verified` then counts the shares verified since "
+        "then, and `since` in the reply repeats it in UTC",
+    },
+    "StatusReply": {
+        "started": "whether an attempt is in progress (or, with complete, just ended)",
+        "nonce": "the attempt's nonce, sent with every share; empty when no attempt is in progress",
+        "progress": "how many distinct shares the attempt holds",
+        "required": "how many shares complete the attempt: the threshold",
+        "pgp_fingerprint": "the fingerprint of the new holder's PGP key (lowercase hex); empty without one",
+        "pgp_subkey_fingerprint": "the fingerprint of the subkey the new share is encrypted to; "
+        "empty without a PGP key",
+        "complete": "true in the one reply that carries the new share",
+    },
+    "InitReply": {
+        "keys": "the shares as hex (or the OpenPGP messages that encrypt them)",
+        "keys_base64": "the same bytes as keys, base64",
+        "pgp_fingerprints": "the fingerprint of the key each share is encrypted to; empty without pgp_keys",
+    },
+    "InitStatusReply": {"initialized": "whether the service holds a master key (made here or adopted)"},
+    "ShareRecordReply": {
+        "index": "the share's x, from 1 to 255",
+        "origin": "init, generate-share or adopted",
+        "issued_at": "when it was issued or adopted, RFC 3339 in UTC",
+        "pgp_fingerprint": "the key it was encrypted to; empty for none",
+    },
+    "AuditHeadReply": {
+        "seq": "the number of the last line of the audit trail",
+        "hash": "the SHA-256 of that line, hex",
+    },
+    "SharesReply": {
+        "threshold": "how many shares rebuild the key",
+        "share_limit": "the most shares that may ever exist",
+        "issued": "how many shares exist",
+        "shares": "every share ever issued or adopted",
+        "audit_head": "the last line of the audit trail; note it to catch lines cut from the end",
+        "since": "the `since` of the query in UTC, or null",
+    },
+    "HealthReply": {
+        "initialized": "whether the service holds a master key",
+        "generate_share_in_progress": "whether a generate-share attempt is in progress",
+        "adoption_in_progress": "whether an adoption is in progress",
+        "share_limit": "the most shares that may ever exist; null before init",
+        "shares_issued": "how many shares exist; 0 before init",
+        "version": "the version of the service",
+    },
+    "ErrorReply": {"errors": "sentences that say what was wrong and what is expected"},
+    "CustodyReply": {
+        "valid": "whether the share is the one the service recorded at its x",
+        "index": "the share's x (only when valid)",
+        "origin": "init, generate-share or adopted (only when valid)",
+        "issued_at": "when it was issued (only when valid)",
+        "verified_at": "when its holder proved custody, now included (only when valid)",
+    },
+    "AdoptionStatusReply": {
+        "started": "whether an adoption is in progress (or, with complete, just ended)",
+        "nonce": "the adoption's nonce, sent with every share; empty when none is in progress",
+        "progress": "how many distinct shares the adoption holds",
+        "required": "how many shares complete the adoption; 0 when none is in progress",
+        "secret_threshold": "the threshold of the share set; 0 when none is in progress",
+        "complete": "true in the reply that adopts the set",
+    },
 }
 
 
@@ -221,14 +211,54 @@ def _add_components(spec: APISpec) -> None:
             "schema": {"type": "string", "enum": ["nosniff"]},
         },
     )
-    for status, text in _ERROR_TEXT.items():
-        response = {"description": text, "headers": _headers(), "content": _json("ErrorReply")}
-        if status == 405:
-            response["headers"] = {
-                **_headers(),
-                "Allow": {"description": "The methods the path takes.", "schema": {"type": "string"}},
-            }
-        spec.components.response(f"Error{status}", response)
+    for status, refusal in SHARED_REFUSALS.items():
+        spec.components.response(f"Error{status}", _error_response(status, (refusal,)))
+
+
+def _examples(refusals: tuple[Refusal, ...]) -> dict:
+    """Return OpenAPI example objects, one reply per refusal, named after its case."""
+    examples: dict = {}
+    for refusal in refusals:
+        name = re.sub(r"[^a-z0-9]+", "-", refusal.when.lower()).strip("-")[:48].rstrip("-")
+        while name in examples:
+            name += "-again"
+        examples[name] = {"summary": refusal.when, "value": {"errors": [refusal.sentence]}}
+    return examples
+
+
+def _error_response(status: int, refusals: tuple[Refusal, ...], allow: str = "") -> dict:
+    """Return one error response: what the status means, and an example reply per refusal."""
+    content = _json("ErrorReply")
+    content["application/json"]["examples"] = _examples(refusals)
+    headers = _headers()
+    if allow:
+        headers["Allow"] = {
+            "description": f"The methods the path takes: {allow}.",
+            "schema": {"type": "string"},
+        }
+    return {"description": ERROR_TEXT[status], "headers": headers, "content": content}
+
+
+def cross_site_refusal(method: str) -> Refusal:
+    """Return the 403 refusal of a write sent by a web page of another origin."""
+    return Refusal(
+        "a write that carries an Origin header not in GENERATE_SHARE_ALLOWED_ORIGINS, or "
+        "Sec-Fetch-Site: cross-site, is refused",
+        f"this {method} was sent by a web page (Origin: {CROSS_SITE_ORIGIN}) whose origin is not listed "
+        "in GENERATE_SHARE_ALLOWED_ORIGINS; the service takes writes only from clients that send no "
+        "Origin header, such as the CLI, curl or hvac, or from an allowed origin; nothing was changed",
+        headers=(("Origin", CROSS_SITE_ORIGIN),),
+        status=403,
+    )
+
+
+def method_refusal(path: str, allowed: str) -> Refusal:
+    """Return the 405 refusal of a path: its sentence names the methods it takes."""
+    return Refusal(
+        "a method the path does not take, here PATCH",
+        f"PATCH is not allowed on {path}; use {allowed}",
+        status=405,
+    )
 
 
 def _schema(name: str) -> type[Schema]:
@@ -242,8 +272,12 @@ def _schema(name: str) -> type[Schema]:
 def _fix_schemas(schemas: dict) -> None:
     """Write into the schemas what the request contract adds to marshmallow's view."""
     for (name, prop), value in _PROPERTY_FIXES.items():
-        if prop in schemas.get(name, {}).get("properties", {}):
-            schemas[name]["properties"][prop] = value
+        properties = schemas.get(name, {}).get("properties", {})
+        if prop in properties:
+            description = (
+                {"description": properties[prop]["description"]} if "description" in properties[prop] else {}
+            )
+            properties[prop] = value | description
     for name, schema in schemas.items():
         cls = getattr(s, name, None)
         if not (isinstance(cls, type) and issubclass(cls, s.Request)):
@@ -257,7 +291,27 @@ def _fix_schemas(schemas: dict) -> None:
         ).strip()
 
 
-def _operation(endpoint: str, view, method: str) -> dict:
+def _describe(schemas: dict, paths: dict) -> None:
+    """Give every schema its class's docstring, and every field and parameter its meaning."""
+    for name, schema in schemas.items():
+        cls = getattr(s, name, None)
+        if cls is not None and cls.__doc__ and "description" not in schema:
+            schema["description"] = cls.__doc__.strip().splitlines()[0]
+        for prop, text in _FIELD_DOCS.get(name, {}).items():
+            definition = schema.get("properties", {}).get(prop)
+            # A $ref takes no sibling in OpenAPI 3.0: the referenced schema describes itself.
+            if definition is not None and "description" not in definition and "$ref" not in definition:
+                definition["description"] = text
+    queries = [_FIELD_DOCS.get(op.query, {}) for op in OPERATIONS.values() if op.query]
+    for operations in paths.values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", ()):
+                text = next((q[parameter["name"]] for q in queries if parameter["name"] in q), None)
+                if text and "description" not in parameter:
+                    parameter["description"] = text
+
+
+def _operation(endpoint: str, view, method: str, path: str, allowed: str) -> dict:
     """Return the OpenAPI operation of one view and method."""
     key = endpoint.split(".", 1)[1] if "." in endpoint else endpoint
     blueprint = endpoint.split(".", 1)[0].split("_", 1)[1] if "." in endpoint else ""
@@ -284,18 +338,30 @@ def _operation(endpoint: str, view, method: str) -> dict:
         ok["content"] = _json(op.reply)
     if op.links:
         ok["links"] = {k: dict(v) for k, v in op.links.items()}
-    statuses = set(op.errors) | {404, 405, 500}
-    if op.request is not None:
-        statuses |= {400, 413}
-    if op.query is not None:
-        statuses.add(400)
-    if method in _WRITES:
-        statuses.add(503)
-    responses = {"204" if ok.get("content") is None else "200": ok}
-    for status in sorted(statuses):
-        responses[str(status)] = {"$ref": f"#/components/responses/Error{status}"}
-    operation["responses"] = responses
+    operation["responses"] = {"204" if ok.get("content") is None else "200": ok} | _errors(
+        op, method, path, allowed
+    )
     return operation
+
+
+def _errors(op: Operation, method: str, path: str, allowed: str) -> dict:
+    """Return the error responses of one operation, each with its example replies."""
+    own: dict[int, tuple[Refusal, ...]] = {}
+    for refusal in op.refusals:
+        own[refusal.status] = (*own.get(refusal.status, ()), refusal)
+    own[405] = (method_refusal(path, allowed),)
+    if method in _WRITES:
+        own[403] = (cross_site_refusal(method),)
+    shared = (
+        {404, 500} | ({413} if op.request is not None else set()) | ({503} if method in _WRITES else set())
+    )
+    responses = {}
+    for status in sorted(own.keys() | shared):
+        if status in own:
+            responses[str(status)] = _error_response(status, own[status], allowed if status == 405 else "")
+        else:
+            responses[str(status)] = {"$ref": f"#/components/responses/Error{status}"}
+    return responses
 
 
 def build_spec(app: Flask) -> dict:
@@ -306,20 +372,27 @@ def build_spec(app: Flask) -> dict:
         openapi_version=OPENAPI_VERSION,
         plugins=[MarshmallowPlugin()],
         info={"description": DESCRIPTION, "license": {"name": "MPL-2.0"}},
+        tags=[{"name": name, "description": text} for name, text in TAGS.items()],
     )
     _add_components(spec)
+    rules = sorted(
+        (r for r in app.url_map.iter_rules() if r.rule.startswith(PREFIX + "/")), key=lambda r: r.rule
+    )
+    allowed: dict[str, set[str]] = {}
+    for rule in rules:
+        allowed.setdefault(rule.rule, set()).update((rule.methods or set()) - _IMPLICIT_METHODS)
     paths: dict[str, dict] = {}
-    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if not rule.rule.startswith(PREFIX + "/"):
-            continue
+    for rule in rules:
         view = app.view_functions[rule.endpoint]
         path = paths.setdefault(rule.rule, {})
+        methods = ", ".join(sorted(allowed[rule.rule]))
         for method in sorted((rule.methods or set()) - _IMPLICIT_METHODS):
-            path[method.lower()] = _operation(rule.endpoint, view, method)
+            path[method.lower()] = _operation(rule.endpoint, view, method, rule.rule, methods)
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
     document = spec.to_dict()
     _fix_schemas(document["components"]["schemas"])
+    _describe(document["components"]["schemas"], document["paths"])
     return document
 
 
@@ -338,19 +411,23 @@ def document():
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write docs/openapi.json (or the path given) from the code."""
+    """Write docs/openapi.json and docs/API.md (or into the folder given) from the code."""
     import tempfile
 
     from .. import create_app
 
     args = sys.argv[1:] if argv is None else argv
-    target = Path(args[0]) if args else SPEC_PATH
+    folder = Path(args[0]) if args else SPEC_PATH.parent
     with tempfile.TemporaryDirectory() as data:
         app = create_app({"DATA_DIR": data})
         try:
-            text = render(build_spec(app))
+            document = build_spec(app)
         finally:
             app.extensions["generate_share_store"].close()
-    target.write_text(text, encoding="utf-8")
-    print(f"wrote {target}")
+    for target, text in (
+        (SPEC_PATH.name, render(document)),
+        (REFERENCE_PATH.name, render_markdown(document)),
+    ):
+        (folder / target).write_text(text, encoding="utf-8")
+        print(f"wrote {folder / target}")
     return 0
