@@ -2,6 +2,7 @@
 
 import io
 import json
+import socket
 
 import pytest
 import requests
@@ -146,4 +147,29 @@ def test_gunicorn_reads_the_limit_from_the_environment_and_refuses_chunked_bodie
             assert r.headers["Cache-Control"] == "no-store"
             r = requests.put(url, data=b"{}" + b" " * (size - 2), timeout=30)
             assert r.status_code == status, (size, r.text)
+    assert "Traceback" not in server.output()
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        b"17\r\n" + b'{"key": "abcdefghijklm"}' + b"\r\n0\r\n\r\n",  # a chunk longer than declared
+        b"5\r\n{}   XX0\r\n\r\n",  # no CRLF after the chunk's data
+        b"zz\r\n{}\r\n0\r\n\r\n",  # a size that is not hex
+    ],
+    ids=["long-chunk", "no-terminator", "bad-size"],
+)
+def test_a_malformed_chunked_body_is_a_400_not_a_500(tmp_path, chunks):
+    with Server(tmp_path / "data", tmp_path / "gunicorn.log") as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(
+                b"PUT /v1/sys/generate-share/update HTTP/1.1\r\nHost: x\r\n"
+                b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunks
+            )
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+        status = int(reply.split(b" ", 2)[1])
+        assert 400 <= status < 500, reply[:200]
+        assert server.get("/v1/sys/health").status_code == 200
     assert "Traceback" not in server.output()

@@ -4,6 +4,7 @@ import json
 
 from flask import Response, abort, current_app, request
 from marshmallow import Schema, ValidationError
+from werkzeug.exceptions import HTTPException
 
 from ..errors import BadRequest
 from ..service import GenerateShareService
@@ -24,7 +25,18 @@ def _refuse_constant(name: str):
 
 def load_body(schema: Schema) -> dict:
     """Parse the request body as JSON (empty counts as {}) and load it with ``schema``."""
-    raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    try:
+        raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    except HTTPException:
+        raise
+    except Exception:
+        # The server's body reader refused the framing (gunicorn raises its own
+        # parse errors, such as a chunk shorter than its declared size, from
+        # wsgi.input): the client's fault, never a 500.
+        raise BadRequest(
+            "the request body could not be read: its chunked framing is malformed; "
+            "send the JSON body with a Content-Length header"
+        ) from None
     limit = request.max_content_length
     if request.content_length is None and limit is not None and len(raw) >= limit:
         # A chunked body (no Content-Length) is cut at the limit without an error;
