@@ -3,9 +3,11 @@
 ``build_spec(app)`` walks ``app.url_map`` (apispec-webframeworks' Flask plugin
 assumes one rule per view, and every view here has two: ``/v1/sys`` and the
 bare ``/sys``), documents the ``/v1/sys`` rules with apispec's
-MarshmallowPlugin, and names the aliases in the description only. The copy in
-``docs/openapi.json`` is rewritten by ``make openapi`` (which calls ``main``)
-and compared with the code by the test suite.
+MarshmallowPlugin, and names the aliases in the description only. Each
+operation's refusals (app/api/contract.py) become example replies per status.
+``make openapi`` (which calls ``main``) rewrites ``docs/openapi.json`` and its
+Markdown rendering ``docs/API.md`` (app/api/reference.py); the test suite
+compares both with the code.
 """
 
 from __future__ import annotations
