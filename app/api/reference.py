@@ -171,15 +171,18 @@ def _type(document: dict, schema: dict) -> str:
 def _limits(schema: dict) -> str:
     """Say a schema's bounds: range, length, pattern, allowed values."""
     parts = []
-    for low, high, unit in (("minimum", "maximum", ""), ("minLength", "maxLength", " characters")):
+    bounds = (
+        ("minimum", "maximum", ""),
+        ("minLength", "maxLength", " characters"),
+        ("minItems", "maxItems", " entries"),
+    )
+    for low, high, unit in bounds:
         if low in schema and high in schema:
             parts.append(f"{schema[low]} to {schema[high]}{unit}")
         elif low in schema:
             parts.append(f"at least {schema[low]}{unit}")
         elif high in schema:
             parts.append(f"at most {schema[high]}{unit}")
-    if "minItems" in schema:
-        parts.append(f"at least {schema['minItems']} entries")
     items = schema.get("items", {})
     if "minimum" in items and "maximum" in items:
         parts.append(f"each {items['minimum']} to {items['maximum']}")
