@@ -32,7 +32,7 @@ __all__ = ["STATE_EVENTS", "Report", "Store", "verify"]
 log = logging.getLogger(__name__)
 
 #: Events that change the state file; every other event only appends a line.
-STATE_EVENTS = frozenset({"init", "adopted", "share_issued", "share_verified"})
+STATE_EVENTS = frozenset({"init", "adopted", "share_issued", "share_verified", "root_token_reset"})
 
 
 class Store:
@@ -96,6 +96,10 @@ class Store:
         if record.index in state.issued_x:
             raise RuntimeError("that x was issued before")
         self._commit(event, fields, replace(state, shares=state.shares + (record,)))
+
+    def replace_token_hash(self, token_hash: str, event: str, /, **fields) -> None:
+        """Record durably that the operator token is now the one hashing to ``token_hash``."""
+        self._commit(event, fields, replace(self._require_state(), token_hash=token_hash))
 
     def _require_state(self) -> State:
         if self._state is None:

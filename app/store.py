@@ -55,6 +55,10 @@ class State:
     custody_key: bytes
     share_limit: int = 255
     shares: tuple[ShareRecord, ...] = field(default_factory=tuple)
+    #: SHA-256 (hex) of the operator token; "" when there is none (open mode, or
+    #: a file written before tokens existed). A plain hash is enough: the token
+    #: is 256 random bits, so there is nothing to guess and no need for a slow one.
+    token_hash: str = ""
 
     @property
     def issued_x(self) -> frozenset[int]:
@@ -70,6 +74,7 @@ class State:
             "verifier": {"salt": self.verifier_salt.hex(), "hmac": self.verifier_mac.hex()},
             "custody_key": self.custody_key.hex(),
             "shares": [dict(vars(r)) for r in self.shares],  # asdict() deep-copies: slow here
+            "token_hash": self.token_hash,
         }
 
     @classmethod
@@ -95,6 +100,7 @@ class State:
                 verifier_mac=bytes.fromhex(doc["verifier"]["hmac"]),
                 custody_key=bytes.fromhex(doc["custody_key"]),
                 shares=shares,
+                token_hash=_token_hash(doc.get("token_hash", "")),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"missing or mistyped field {exc}") from None
@@ -136,6 +142,13 @@ def parse_state_file(raw: bytes) -> tuple[State | None, Head]:
     except (KeyError, TypeError) as exc:
         raise ValueError(f"missing or mistyped field {exc}") from None
     return (State.from_dict(raw_state) if raw_state is not None else None), head
+
+
+def _token_hash(value: object) -> str:
+    """Return a stored token hash (64 lowercase hex digits, or "" for none), else raise ValueError."""
+    if not isinstance(value, str) or (value and (len(value) != 64 or value.strip("0123456789abcdef"))):
+        raise ValueError("token_hash must be 64 lowercase hex digits, or empty")
+    return value
 
 
 def _int(value: object, low: int, high: int) -> int:
