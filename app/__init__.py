@@ -1,13 +1,14 @@
 """generate-share: mint one new Shamir share of an existing master key."""
 
 import logging
+import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import logs
+from . import logs, pgp
 from .api import register_api
 from .api.common import EXTENSION
 from .errors import StartupError
@@ -48,6 +49,9 @@ def create_app(test_config: Mapping | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
 
     store = Store.open(app.config["DATA_DIR"])
+    # Temporary GnuPG homes live in the data folder, which the store's lock makes
+    # this process's alone: homes a killed worker left there are removed now.
+    pgp.set_home_root(os.path.join(store.path, "gnupg"))
     app.extensions[EXTENSION] = GenerateShareService(
         store=store, require_nonce=bool(app.config["REQUIRE_NONCE"])
     )

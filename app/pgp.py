@@ -66,7 +66,7 @@ _EXPECTED = "expected exactly one OpenPGP public key (binary or ASCII-armored) t
 # busy"), so a few expensive keys cannot hold every thread of the service.
 GPG_TIMEOUT_SECONDS = 10.0
 GPG_CONCURRENCY = 2
-GPG_WAIT_SECONDS = 5.0
+GPG_WAIT_SECONDS = 1.0
 _SLOTS = threading.BoundedSemaphore(GPG_CONCURRENCY)
 
 # The encryption subkey must stay valid at least this long after the key is

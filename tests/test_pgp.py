@@ -200,7 +200,7 @@ def test_no_home_or_process_is_left_behind(keyring: Keyring, homes: list[str], d
         load_public_key(keyring.secret_armored(Keyring.RSA))
     assert len(homes) == 1
     for home in homes:
-        assert os.path.dirname(home) == tempfile.gettempdir()
+        assert os.path.dirname(home) == (pgp._home_root or tempfile.gettempdir())
         assert not os.path.exists(home)
         assert processes_for(home) == ""
     assert daemons == [("", "")], "gpg started a daemon"

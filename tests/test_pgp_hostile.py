@@ -2,17 +2,22 @@
 
 import base64
 import bz2
+import shutil
 import subprocess
+import threading
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import gnupg
 import pytest
 
-from app import pgp
-from app.pgp import PGPError, encrypt, load_public_key, require_encrypted_message
+from app import create_app, pgp
+from app.errors import StartupError
+from app.pgp import PGPError, PGPUnavailable, encrypt, load_public_key, require_encrypted_message
 from gpgtools import Keyring
 from helpers import assert_error
+from server import Server
 
 V1 = "/v1/sys"
 SEND = "send one public key as exported by gpg --export"
@@ -264,3 +269,150 @@ def test_anything_but_an_encrypted_message_is_refused(keyring: Keyring, make, re
     assert str(caught.value).endswith(
         "expected an OpenPGP message encrypted to a public key (binary or ASCII-armored)."
     )
+
+
+# GnuPG homes live under <data_dir>/gnupg, so a killed worker's homes are found at the next start.
+
+
+def test_homes_live_in_the_data_folder_and_leftovers_go_at_start(tmp_path, keyring, monkeypatch) -> None:
+    monkeypatch.setattr(pgp, "_home_root", None)
+    data = tmp_path / "data"
+    first = create_app({"DATA_DIR": str(data)})
+    root = data / "gnupg"
+    assert root.is_dir() and root.stat().st_mode & 0o777 == 0o700
+    key = load_public_key(keyring.public_binary(Keyring.ECC))
+    [home] = list(root.iterdir())
+    assert home.name.startswith("generate-share-gnupg-") and (home / "pubring.kbx").exists()
+    # A worker killed now leaves its home behind (no close, no finalizer runs).
+    key._home._finalizer.detach()
+    first.extensions["generate_share_store"].close()
+    other = root / "not-a-home"
+    other.write_text("kept")
+    second = create_app({"DATA_DIR": str(data)})
+    try:
+        assert not home.exists()
+        assert other.read_text() == "kept"  # only the module's own homes are removed
+    finally:
+        second.extensions["generate_share_store"].close()
+
+
+@pytest.mark.parametrize("bad", ["world-writable", "symlink", "file"])
+def test_a_gnupg_folder_that_is_not_private_stops_the_start(tmp_path, monkeypatch, bad) -> None:
+    monkeypatch.setattr(pgp, "_home_root", None)
+    root = tmp_path / "gnupg"
+    if bad == "world-writable":
+        root.mkdir()
+        root.chmod(0o777)
+    elif bad == "symlink":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        root.symlink_to(tmp_path / "elsewhere")
+    else:
+        root.write_text("")
+    with pytest.raises(StartupError, match=str(root)):
+        pgp.set_home_root(str(root))
+    assert pgp._home_root is None
+
+
+# Every gpg run has a time limit, and at most GPG_CONCURRENCY run at once.
+
+
+def slow_gpg(folder, marks, *, stall: str, step: str = "--import-options") -> str:
+    """Write a gpg that marks and runs stall at step (the vetting scan) first, and return its folder."""
+    folder.mkdir(exist_ok=True)
+    fake = folder / "gpg"
+    fake.write_text(
+        f'#!/bin/sh\ncase " $* " in *" {step} "*) echo run >> {marks}; {stall};; esac\n'
+        f'exec {shutil.which("gpg")} "$@"\n'
+    )
+    fake.chmod(0o755)
+    return str(folder)
+
+
+def test_a_gpg_run_is_killed_at_its_time_limit(keyring, tmp_path, monkeypatch) -> None:
+    # exec: the stalled process is the one python-gnupg started, so killing it ends it.
+    folder = slow_gpg(tmp_path / "bin", tmp_path / "marks", stall="exec sleep 600")
+    monkeypatch.setenv("PATH", f"{folder}:/usr/bin:/bin")
+    monkeypatch.setattr(pgp, "GPG_TIMEOUT_SECONDS", 0.5)
+    started = time.perf_counter()
+    with pytest.raises(PGPUnavailable, match="longer than 0.5 seconds") as caught:
+        load_public_key(keyring.public_binary(Keyring.ECC))
+    assert time.perf_counter() - started < 3
+    assert caught.value.status == 503
+    # The stalled gpg is gone, and its slot is free again.
+    found = subprocess.run(["pgrep", "-f", "sleep 600"], capture_output=True, text=True).stdout
+    assert found == ""
+    assert pgp._SLOTS.acquire(timeout=0) and pgp._SLOTS.acquire(timeout=0)
+    pgp._SLOTS.release()
+    pgp._SLOTS.release()
+
+
+def test_a_busy_gpg_answers_at_once_with_503(keyring, monkeypatch) -> None:
+    monkeypatch.setattr(pgp, "_SLOTS", threading.BoundedSemaphore(2))
+    monkeypatch.setattr(pgp, "GPG_WAIT_SECONDS", 0.2)
+    assert pgp._SLOTS.acquire() and pgp._SLOTS.acquire()  # two expensive runs in progress
+    started = time.perf_counter()
+    with pytest.raises(PGPUnavailable, match="gpg is busy") as caught:
+        load_public_key(keyring.public_binary(Keyring.ECC))
+    assert 0.2 <= time.perf_counter() - started < 1
+    assert caught.value.status == 503
+    pgp._SLOTS.release()
+    key = load_public_key(keyring.public_binary(Keyring.ECC))  # one slot free: served
+    key.close()
+    pgp._SLOTS.release()
+
+
+def start_body(data: bytes) -> dict:
+    """Return the JSON body of an attempt start with data as its key."""
+    return {"json": {"pgp_key": base64.b64encode(data).decode()}}
+
+
+def test_the_real_server_refuses_two_bombs_at_once_and_serves_others(keyring, tmp_path) -> None:
+    bombs = [bomb(keyring.public_binary(Keyring.RSA), 5000, algorithm) for algorithm in (2, 3)]
+    with Server(tmp_path / "data", tmp_path / "server.log") as server:
+        assert server.put(f"{V1}/init", json={"secret_shares": 3, "secret_threshold": 2}).status_code == 200
+
+        def timed(call):
+            started = time.perf_counter()
+            response = call()
+            return response.status_code, time.perf_counter() - started
+
+        with ThreadPoolExecutor(4) as pool:
+            refused = [
+                pool.submit(timed, lambda d=d: server.put(f"{V1}/generate-share/attempt", **start_body(d)))
+                for d in bombs
+            ]
+            others = [pool.submit(timed, lambda: server.get(f"{V1}/health")) for _ in range(2)]
+            results = [f.result() for f in refused + others]
+        assert [status for status, _ in results] == [400, 400, 200, 200]
+        assert all(seconds < 1 for _, seconds in results), results
+        # The service still starts an attempt for an honest key.
+        r = server.put(f"{V1}/generate-share/attempt", **start_body(keyring.public_binary(Keyring.ECC)))
+        assert r.status_code == 200, r.text
+
+
+def test_two_slow_keys_leave_the_server_serving_and_a_third_is_told_busy(keyring, tmp_path) -> None:
+    marks = tmp_path / "marks"
+    folder = slow_gpg(tmp_path / "bin", marks, stall="sleep 3")  # then the real scan
+    env = {"PATH": f"{folder}:/usr/bin:/bin"}
+    with Server(tmp_path / "data", tmp_path / "server.log", env=env) as server:
+        assert server.put(f"{V1}/init", json={"secret_shares": 3, "secret_threshold": 2}).status_code == 200
+        key = start_body(keyring.public_binary(Keyring.ECC))
+        with ThreadPoolExecutor(3) as pool:
+            slow = [pool.submit(server.put, f"{V1}/generate-share/attempt", **key) for _ in range(2)]
+            deadline = time.monotonic() + 10
+            while not (marks.exists() and len(marks.read_text().split()) == 2):  # both gpg runs started
+                assert time.monotonic() < deadline, "the two slow gpg runs did not start"
+                time.sleep(0.02)
+            started = time.perf_counter()
+            assert server.get(f"{V1}/health").status_code == 200
+            assert server.get(f"{V1}/shares").status_code == 200
+            assert time.perf_counter() - started < 0.5
+            # A third key while both gpg slots are taken: 503 at once, not a queue.
+            started = time.perf_counter()
+            third = server.put(f"{V1}/generate-share/attempt", **key)
+            assert third.status_code == 503 and "gpg is busy" in " ".join(third.json()["errors"])
+            assert time.perf_counter() - started < 2
+            statuses = sorted(f.result().status_code for f in slow)
+        # Both slow keys finish: one attempt starts, the other finds it started.
+        assert statuses == [200, 400]
+        assert len(marks.read_text().split()) == 2

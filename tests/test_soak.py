@@ -45,8 +45,9 @@ def worker_pid(master: int) -> int:
     return int(children[0])
 
 
-def gnupg_homes() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("generate-share-gnupg-*")}
+def gnupg_homes(folder: Path) -> set[str]:
+    """Return the names of the temporary GnuPG homes in folder."""
+    return {p.name for p in folder.glob("generate-share-gnupg-*")}
 
 
 def service_agents() -> set[str]:
@@ -79,7 +80,7 @@ def mixed_request(session, url, keys, rng):
 
 
 def test_soak(tmp_path, keyring):
-    homes_before = gnupg_homes()
+    homes_before = gnupg_homes(Path(tempfile.gettempdir()))
     with Server(tmp_path / "data", tmp_path / "g.log", env={"GENERATE_SHARE_THREADS": "16"}) as server:
         keys = server.put(f"{V1}/init", json={"secret_shares": 5, "secret_threshold": 3}).json()["keys"]
         old = [bytes.fromhex(k) for k in keys]
@@ -141,7 +142,10 @@ def test_soak(tmp_path, keyring):
     assert len({new[-1] for new in issued}) == CEREMONIES
     assert sum(statuses.values()) == MIXED
     assert not [code for code in statuses if code >= 500], statuses
-    assert gnupg_homes() == homes_before
+    # The service makes its GnuPG homes under <data>/gnupg, none in the temporary folder.
+    assert (tmp_path / "data" / "gnupg").is_dir()
+    assert gnupg_homes(tmp_path / "data" / "gnupg") == set()
+    assert gnupg_homes(Path(tempfile.gettempdir())) == homes_before
     assert service_agents() == set()
     report = records.verify(tmp_path / "data")
     assert report.ok, report.message
