@@ -1,11 +1,12 @@
 """The audit trail: one JSON line per event, chained by SHA-256.
 
 Each line carries the hash of the line before it, so editing, deleting or
-reordering any line breaks the chain. The state file records the head of the
-chain at every change of state, and ``GET /v1/sys/shares`` shows the current
-head to every holder: a head noted in the minutes of a ceremony also catches
-lines cut from the end. No line ever holds key material: events name x
-coordinates, nonces and PGP fingerprints only.
+reordering any line breaks the chain. The head (the last line's number and
+hash) is recorded durably with every event, so lines cut from the end show
+too: the state file records it at every change of state, the head file
+(``audit.head``) after every other event, and ``GET /v1/sys/shares`` shows it
+to every holder for the minutes of a ceremony. No line ever holds key
+material: events name x coordinates, nonces and PGP fingerprints only.
 
 The trail knows nothing of the state file: ``app.records`` checks the two
 against each other (``generate-share audit verify DATA_DIR``).
@@ -24,6 +25,10 @@ from pathlib import Path
 __all__ = [
     "AUDIT_FILE",
     "GENESIS",
+    "HEAD_FILE",
+    "HeadFile",
+    "blank_head_file",
+    "read_head_file",
     "REQUEST",
     "RequestInfo",
     "AuditTrail",
@@ -36,7 +41,18 @@ __all__ = [
 ]
 
 AUDIT_FILE = "audit.log"
+HEAD_FILE = "audit.head"
 GENESIS = "0" * 64
+
+# The head file holds two copies of the head, each in its own file-system
+# block, overwritten in place by turns (line n goes to copy n % 2). A crash
+# can tear only the copy being written; the other still holds an earlier
+# head, so the file is never without a valid one. Overwriting an allocated
+# block in place needs one fdatasync and no new blocks, which is what makes
+# recording the head with every refusal cheap (and immune to a full disk).
+_SLOT = 4096
+_RECORD = 192
+_MAGIC = b"generate-share audit head 1"
 
 
 @dataclass(frozen=True)
@@ -114,6 +130,59 @@ class AuditTrail:
     def truncate(self, size: int) -> None:
         """Cut the file back to ``size`` bytes (undo an append that did not commit)."""
         os.ftruncate(self._fd, size)
+        os.fdatasync(self._fd)
+
+    def close(self) -> None:
+        """Close the file."""
+        os.close(self._fd)
+
+
+def _encode_head(seq: int, digest: str) -> bytes:
+    """Serialize one copy of the head, with a checksum that shows a torn write."""
+    body = b"%s seq=%d hash=%s" % (_MAGIC, seq, digest.encode())
+    check = hashlib.sha256(body).hexdigest()[:32].encode()
+    return (body + b" check=" + check + b"\n").ljust(_RECORD, b"\0")
+
+
+def _decode_head(copy: bytes) -> tuple[int, str] | None:
+    """Return (seq, hash) from one copy, or None if it is torn or damaged."""
+    body, sep, rest = copy[:_RECORD].partition(b" check=")
+    if not sep or rest[:33] != hashlib.sha256(body).hexdigest()[:32].encode() + b"\n":
+        return None
+    fields = body.split(b" ")
+    if b" ".join(fields[:-2]) != _MAGIC or not fields[-2].startswith(b"seq="):
+        return None
+    seq, digest = fields[-2][4:], fields[-1].removeprefix(b"hash=")
+    if not seq.isdigit() or len(digest) != 64:
+        return None
+    return int(seq), digest.decode()
+
+
+def blank_head_file(seq: int, digest: str) -> bytes:
+    """Return a whole head file with both copies holding one head."""
+    copy = _encode_head(seq, digest).ljust(_SLOT, b"\0")
+    return copy + copy
+
+
+def read_head_file(raw: bytes) -> tuple[int, str] | None:
+    """Return the latest intact head in a head file, or None if no copy is intact."""
+    heads = [_decode_head(raw[at : at + _SLOT]) for at in (0, _SLOT)]
+    return max((h for h in heads if h is not None), default=None)
+
+
+class HeadFile:
+    """The head file, open for overwriting in place; its owner serializes every call."""
+
+    def __init__(self, fd: int, path: Path):
+        self.path = path
+        self._fd = fd
+
+    def write(self, seq: int, digest: str, *, copy: int | None = None) -> None:
+        """Record the head durably in ``copy`` (by default the one that line ``seq`` owns)."""
+        data = _encode_head(seq, digest)
+        at = (seq % 2 if copy is None else copy) * _SLOT
+        if os.pwrite(self._fd, data, at) != len(data):
+            raise OSError(28, "short write")
         os.fdatasync(self._fd)
 
     def close(self) -> None:

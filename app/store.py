@@ -2,10 +2,12 @@
 
 What is kept: the threshold, the key length, the verifier (an HMAC that tells
 a right reconstruction from a wrong one without storing the key), the custody
-key, the registry of every x ever issued, and the head of the audit trail that
-the file vouches for. No share and no key is ever written here. This module
-only describes and parses the file; ``app.records`` writes it (atomically,
-together with the trail's line) and ``app.folder`` holds the folder it lives in.
+key, the registry of every x ever issued, and the head of the audit trail at
+the last change of state (the head file, ``audit.head``, records it after
+every other event; from format 2 on it must exist beside the state file).
+No share and no key is ever written here. This module only describes and
+parses the file; ``app.records`` writes it (atomically, together with the
+trail's line) and ``app.folder`` holds the folder it lives in.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from .audit import GENESIS
 __all__ = ["STATE_FILE", "Head", "ShareRecord", "State", "encode_state_file", "parse_state_file"]
 
 STATE_FILE = "state.json"
-FORMAT = 1
+FORMAT = 2
+#: Format 1 predates the head file; a folder in it is upgraded at the next start.
+LEGACY_FORMATS = frozenset({1})
 
 
 @dataclass(frozen=True)
@@ -128,20 +132,21 @@ def encode_state_file(state: State | None, head: Head) -> bytes:
     return (json.dumps(doc, sort_keys=True) + "\n").encode()
 
 
-def parse_state_file(raw: bytes) -> tuple[State | None, Head]:
-    """Parse the whole state file; ValueError names what is wrong."""
+def parse_state_file(raw: bytes) -> tuple[State | None, Head, int]:
+    """Parse the whole state file into (state, head, format); ValueError names what is wrong."""
     try:
         doc = json.loads(raw)
     except ValueError:
         raise ValueError("it is not valid JSON") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+    form = doc.get("format") if isinstance(doc, dict) else None
+    if type(form) is not int or form not in {FORMAT, *LEGACY_FORMATS}:
         raise ValueError(f"unknown format (expected format {FORMAT})")
     try:
         head = Head(seq=_int(doc["audit"]["seq"], 0, 2**62), digest=str(doc["audit"]["head"]))
         raw_state = doc["state"]
     except (KeyError, TypeError) as exc:
         raise ValueError(f"missing or mistyped field {exc}") from None
-    return (State.from_dict(raw_state) if raw_state is not None else None), head
+    return (State.from_dict(raw_state) if raw_state is not None else None), head, doc["format"]
 
 
 def _token_hash(value: object) -> str:

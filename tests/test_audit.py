@@ -159,7 +159,7 @@ def test_a_tampered_trail_stops_the_service_at_start(tmp_path):
     second = Server(data, tmp_path / "2.log")
     second.spawn()
     assert second.wait() != 0
-    assert f"the audit trail {data / audit.AUDIT_FILE} does not match the data file" in second.output()
+    assert f"the audit trail {data / audit.AUDIT_FILE} does not match the records" in second.output()
 
 
 # -- over HTTP: proxies and the request log ------------------------------------

@@ -52,7 +52,7 @@ def test_a_folder_only_its_owner_can_write_is_used(tmp_path, mode):
     folder.mkdir()
     folder.chmod(mode)
     Store.open(folder).close()
-    assert sorted(p.name for p in folder.iterdir()) == ["audit.log", "lock"]
+    assert sorted(p.name for p in folder.iterdir()) == ["audit.head", "audit.log", "lock", "state.json"]
 
 
 def test_a_folder_of_another_user_is_refused_even_for_root(tmp_path):
@@ -76,7 +76,9 @@ def test_a_missing_folder_is_made_private(tmp_path):
 # -- symlinks ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["lock", "audit.log", "state.json", ".state.json.abc123.tmp", "notes.txt"])
+@pytest.mark.parametrize(
+    "name", ["lock", "audit.log", "audit.head", "state.json", ".state.json.abc123.tmp", "notes.txt"]
+)
 def test_a_symlink_in_the_folder_is_refused_and_never_followed(tmp_path, outside, name):
     folder = tmp_path / "data"
     folder.mkdir(mode=0o700)

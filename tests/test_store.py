@@ -40,7 +40,7 @@ def test_a_new_folder_is_private_and_uninitialized(tmp_path, store):
 
 
 def test_state_survives_reopening_and_files_are_0600(tmp_path, store):
-    store.initialize(make_state(), "init")
+    store.initialize(make_state(), "init", indices=[4, 9, 200])
     record = ShareRecord(index=77, origin="generate-share", issued_at="t", pgp_fingerprint="ab")
     store.add_share(record, "share_issued", index=77)
     store.close()
@@ -53,7 +53,12 @@ def test_state_survives_reopening_and_files_are_0600(tmp_path, store):
     finally:
         again.close()
     assert stat.S_IMODE(os.stat(tmp_path / "data" / STATE_FILE).st_mode) == 0o600
-    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["audit.log", "lock", STATE_FILE]
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [
+        "audit.head",
+        "audit.log",
+        "lock",
+        STATE_FILE,
+    ]
 
 
 def test_a_second_open_of_the_same_folder_is_refused(tmp_path, store):
@@ -85,7 +90,7 @@ def test_a_damaged_state_file_stops_the_start_and_is_left_untouched(tmp_path, co
     assert "left untouched" in str(err.value)
     assert (folder / STATE_FILE).read_bytes() == content
     # The refusal released the lock: a repaired folder can be opened.
-    (folder / STATE_FILE).write_bytes(encode_state_file(make_state(), Head()))
+    (folder / STATE_FILE).write_bytes(encode_state_file(None, Head()))
     Store.open(folder).close()
 
 
@@ -99,7 +104,7 @@ def test_a_folder_that_cannot_be_made_is_refused_by_name(tmp_path):
 
 
 def test_a_failed_write_changes_nothing(tmp_path, store, monkeypatch):
-    store.initialize(make_state(), "init")
+    store.initialize(make_state(), "init", indices=[4, 9, 200])
     before = (tmp_path / "data" / STATE_FILE).read_bytes()
 
     def disk_full(fd):
@@ -111,11 +116,16 @@ def test_a_failed_write_changes_nothing(tmp_path, store, monkeypatch):
     monkeypatch.undo()
     assert store.state == make_state()
     assert (tmp_path / "data" / STATE_FILE).read_bytes() == before
-    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["audit.log", "lock", STATE_FILE]
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [
+        "audit.head",
+        "audit.log",
+        "lock",
+        STATE_FILE,
+    ]
 
 
 def test_leftover_temporary_files_of_a_crash_are_removed(tmp_path, store):
-    store.initialize(make_state(), "init")
+    store.initialize(make_state(), "init", indices=[4, 9, 200])
     store.close()
     leftover = tmp_path / "data" / f".{STATE_FILE}.abc123.tmp"
     leftover.write_bytes(b'{"half": ')
@@ -128,6 +138,6 @@ def test_leftover_temporary_files_of_a_crash_are_removed(tmp_path, store):
 
 
 def test_an_x_cannot_be_recorded_twice(store):
-    store.initialize(make_state(), "init")
+    store.initialize(make_state(), "init", indices=[4, 9, 200])
     with pytest.raises(RuntimeError):
         store.add_share(ShareRecord(index=9, origin="generate-share", issued_at="t"), "share_issued", index=9)
