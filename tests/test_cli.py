@@ -394,7 +394,9 @@ def test_a_share_typed_at_the_prompt_is_not_echoed(server, monkeypatch):
     keys = init_json(server)
     ok(server.url, "start")
     monkeypatch.setattr(cli_module, "_stdin_is_terminal", lambda: True)
-    result = ok(server.url, "update", input=keys[2] + "\n")
+    # On a terminal, without --nonce, the holder first confirms the attempt shown.
+    result = ok(server.url, "update", input="y\n" + keys[2] + "\n")
+    assert "the nonce the lead announced? [y/N]" in result.stderr
     assert "Your share (hex or base64; it is not shown)" in result.stderr
     assert keys[2] not in result.output
     assert "1 of 3 shares provided" in result.stdout
@@ -425,7 +427,8 @@ def test_adopt_a_vault_set_then_mint_a_share_of_its_key(server, monkeypatch):
     for i, share in enumerate(shares[:4]):
         if i == 1:  # a holder at a terminal: asked without echo
             monkeypatch.setattr(cli_module, "_stdin_is_terminal", lambda: True)
-        result = ok(server.url, "adopt", "update", input=share + "\n")
+        confirmed = "y\n" if i == 1 else ""  # a terminal without --nonce confirms the adoption shown
+        result = ok(server.url, "adopt", "update", input=confirmed + share + "\n")
         monkeypatch.undo()
         outputs.append(result.output)
         assert f"Adoption {nonce}: {i} of 4 shares provided, threshold 3" in result.stderr

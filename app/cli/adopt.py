@@ -8,9 +8,9 @@ import click
 
 from app.cli.client import ADOPT, ADOPT_UPDATE
 from app.cli.failure import fail_usage
-from app.cli.options import Options, pass_options
-from app.cli.output import echo_json, progress, x_list
-from app.cli.submit import submit_share
+from app.cli.options import Options, lead_call, pass_options
+from app.cli.output import echo_json, progress, root_token_lines, x_list
+from app.cli.submit import nonce_option, submit_share
 
 __all__ = ["adopt_group"]
 
@@ -83,10 +83,13 @@ def adopt_start(
     _adoption_lines(s)
     if known is not None:
         click.echo(f"Known x:   {x_list(body['known_indices'])} (recorded, not brought)")
+    click.echo(f"Announce the nonce to every holder; each of the {s['required']} gives their share with:")
+    click.echo(f"  generate-share adopt update --nonce {s['nonce']}")
     click.echo(
-        f"Each of {s['required']} holders now runs 'generate-share adopt update'; the set is adopted "
-        f"only if all {s['required']} shares lie on one polynomial of threshold {s['secret_threshold']}."
+        f"The share set is adopted only if all {s['required']} shares lie on one polynomial "
+        f"of threshold {s['secret_threshold']}."
     )
+    root_token_lines(s)
 
 
 @adopt_group.command("status")
@@ -103,18 +106,22 @@ def adopt_status(options: Options) -> None:
 
 
 @adopt_group.command("update")
+@nonce_option
 @pass_options
-def adopt_update(options: Options) -> None:
+def adopt_update(options: Options, nonce: str | None) -> None:
     """Submit your existing share to the adoption in progress (asked without echo)."""
-    s = submit_share(
+    done = submit_share(
         options,
         ADOPT,
         ADOPT_UPDATE,
+        nonce=nonce,
+        command="adopt update",
         missing="no adoption is in progress; start one with 'generate-share adopt start'",
         describe=lambda c: f"Adoption {c['nonce']}: {progress(c)}, threshold {c['secret_threshold']}",
     )
-    if s is None:
+    if done is None:
         return
+    s = done[1]
     t = s["secret_threshold"]
     click.echo(f"The share set is adopted: its {s['required']} shares agree on one key of threshold {t}.")
     click.echo(f"Recorded as adopted: x = {x_list(s['indices'])}")
@@ -130,7 +137,7 @@ def adopt_update(options: Options) -> None:
 @pass_options
 def adopt_cancel(options: Options) -> None:
     """Cancel the adoption in progress; every submitted share is forgotten."""
-    reply = options.client().call("DELETE", ADOPT)
+    reply = lead_call(options, "DELETE", ADOPT)
     if options.json:
         echo_json(reply)
         return

@@ -13,10 +13,10 @@ import click
 from app import pgp
 from app.cli.client import ATTEMPT, INIT, UPDATE
 from app.cli.failure import Failure, fail_usage
-from app.cli.options import Options, pass_options
-from app.cli.output import echo_json, fingerprint_line, grouped, progress, subkey_line
-from app.cli.prompts import read_key_file
-from app.cli.submit import submit_share
+from app.cli.options import Options, lead_call, pass_options
+from app.cli.output import echo_json, fingerprint_line, grouped, progress, root_token_lines, subkey_line
+from app.cli.prompts import read_key_file, read_pad
+from app.cli.submit import nonce_option, submit_share
 
 __all__ = ["cancel", "decode", "init", "start", "status", "update"]
 
@@ -85,6 +85,7 @@ def init(
     )
     if fingerprints:
         click.echo("Each holder decrypts theirs with: generate-share decode --key-base64 <their share>")
+    root_token_lines(result)
 
 
 @click.command()
@@ -98,7 +99,7 @@ def init(
 def start(options: Options, pgp_key: str | None) -> None:
     """Start a share generation attempt, optionally for a PGP key."""
     body = {"pgp_key": read_key_file(pgp_key)} if pgp_key else {}
-    reply = options.client().call("PUT", ATTEMPT, body)
+    reply = lead_call(options, "PUT", ATTEMPT, body)
     if options.json:
         echo_json(reply)
         return
@@ -110,11 +111,24 @@ def start(options: Options, pgp_key: str | None) -> None:
     subkey = subkey_line(s)
     if subkey:
         click.echo(subkey)
+    otp = s.get("otp")
+    if otp:
+        click.echo(f"One-time pad:    {otp}")
+    click.echo("")
+    click.echo("Announce the nonce to every holder; each gives their share with:")
+    click.echo(f"  generate-share update --nonce {s['nonce']}")
     if s["pgp_fingerprint"]:
         click.echo(
             "Compare this fingerprint out loud with the new holder's own "
             "(gpg --fingerprint) before anyone submits a share."
         )
+    elif otp:
+        click.echo(
+            "Keep the one-time pad yourself, or give it to the new holder alone; it is shown only this "
+            "once and the service does not keep it. The last update prints the new share masked with it, "
+            "and only the pad unmasks it (asked without echo):"
+        )
+        click.echo("  generate-share decode --otp - --key-base64 <masked share>")
     else:
         click.echo("Without --pgp-key, whoever submits the last share sees the new share in the clear.")
 
@@ -129,18 +143,22 @@ def _encrypted_to(status: dict) -> str:
 
 
 @click.command()
+@nonce_option
 @pass_options
-def update(options: Options) -> None:
+def update(options: Options, nonce: str | None) -> None:
     """Submit your share to the attempt in progress (asked without echo)."""
-    s = submit_share(
+    done = submit_share(
         options,
         ATTEMPT,
         UPDATE,
+        nonce=nonce,
+        command="update",
         missing="no share generation attempt is in progress; start one with 'generate-share start'",
         describe=lambda c: f"Attempt {c['nonce']}: {progress(c)}; {_encrypted_to(c)}",
     )
-    if s is None:
+    if done is None:
         return
+    before, s = done
     if s["pgp_fingerprint"]:
         b64 = s["key_base64"]
         click.echo(f"The new share is issued, encrypted to the PGP key {s['pgp_fingerprint']}.")
@@ -150,6 +168,16 @@ def update(options: Options) -> None:
         click.echo(f"  generate-share decode --key-base64 {b64}")
         click.echo("or with gpg alone:")
         click.echo(f"  echo {b64} | base64 -d | gpg --decrypt | xxd -p -c 33")
+    elif s.get("otp_length") or before.get("otp_length"):
+        b64 = s["key_base64"]
+        click.echo(
+            "The new share is issued, masked with the lead's one-time pad: without the pad it is useless."
+        )
+        click.echo(f"Masked share (base64): {b64}")
+        click.echo(
+            "The lead unmasks it with the pad that 'generate-share start' printed (asked without echo):"
+        )
+        click.echo(f"  generate-share decode --otp - --key-base64 {b64}")
     else:
         click.echo("The new share is issued and recorded in the registry.")
         click.echo(f"New share (hex):    {s['key']}")
@@ -164,7 +192,7 @@ def update(options: Options) -> None:
 @pass_options
 def cancel(options: Options) -> None:
     """Cancel the attempt in progress; every submitted share is forgotten."""
-    reply = options.client().call("DELETE", ATTEMPT)
+    reply = lead_call(options, "DELETE", ATTEMPT)
     if options.json:
         echo_json(reply)
         return
@@ -172,7 +200,14 @@ def cancel(options: Options) -> None:
 
 
 @click.command()
-@click.option("--key-base64", "key_base64", required=True, help="The encrypted share, base64.")
+@click.option("--key-base64", "key_base64", required=True, help="The encrypted (or masked) share, base64.")
+@click.option(
+    "--otp",
+    default=None,
+    metavar="PAD",
+    help="Unmask a share with the one-time pad 'generate-share start' printed, instead of gpg. "
+    "'-' asks for it without echo (or reads it from stdin), keeping it out of the shell's history.",
+)
 @click.option(
     "--gnupg-home",
     type=click.Path(exists=True, file_okay=False),
@@ -180,14 +215,19 @@ def cancel(options: Options) -> None:
     help="The GnuPG home holding your secret key (gpg's default when omitted).",
 )
 @pass_options
-def decode(options: Options, key_base64: str, gnupg_home: str | None) -> None:
-    """Decrypt an encrypted share with your own gpg; print it in hex and base64."""
+def decode(options: Options, key_base64: str, otp: str | None, gnupg_home: str | None) -> None:
+    """Decrypt a share with your own gpg, or unmask it with the pad; print it in hex and base64."""
+    if otp is not None and gnupg_home is not None:
+        fail_usage("--otp unmasks a share that was not PGP-encrypted; --gnupg-home is for one that was")
     try:
         message = base64.b64decode("".join(key_base64.split()), validate=True)
     except (binascii.Error, ValueError):
         fail_usage("--key-base64 is not valid base64; copy the whole encrypted share")
     if not message:
         fail_usage("--key-base64 is empty; copy the whole encrypted share")
+    if otp is not None:
+        _print_share(options, _unmask(message, read_pad(otp)))
+        return
     # gpg --decrypt also "decrypts" a plain literal-data packet or a passphrase
     # message: a sender could make a holder print and adopt a share of their choosing.
     try:
@@ -205,7 +245,25 @@ def decode(options: Options, key_base64: str, gnupg_home: str | None) -> None:
         ]
         reason = lines[-1] if lines else f"gpg exited with code {completed.returncode}"
         raise Failure(f"gpg could not decrypt the share: {reason}")
-    share = completed.stdout
+    _print_share(options, completed.stdout)
+
+
+def _unmask(masked: bytes, pad: bytearray) -> bytes:
+    """Return the masked share XOR the pad, refusing a pad of another length."""
+    try:
+        if len(pad) != len(masked):
+            fail_usage(
+                f"the pad is {len(pad)} bytes but the masked share is {len(masked)}: they must be the "
+                "same length. Use the pad that 'generate-share start' printed for this attempt, "
+                "and the whole share."
+            )
+        return bytes(m ^ p for m, p in zip(masked, pad, strict=True))
+    finally:
+        pad[:] = bytes(len(pad))  # best effort: Python may hold other copies
+
+
+def _print_share(options: Options, share: bytes) -> None:
+    """Print a share in hex and base64 (or as JSON for scripts)."""
     if options.json:
         click.echo(json.dumps({"key": share.hex(), "key_base64": base64.b64encode(share).decode("ascii")}))
         return

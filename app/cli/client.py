@@ -6,6 +6,15 @@ otherwise see every share sent over http:// in clear, loopback included, and
 could answer in the server's place. A proxy is used only when ``--proxy``
 names one. The same switch stops requests from reading REQUESTS_CA_BUNDLE and
 ~/.netrc, so TLS verification is passed with each request explicitly.
+
+Before its first write (any method but GET) a client asks ``/v1/sys/health``
+and refuses unless the reply names the service generate-share: Vault and
+OpenBao listen on the same default port, and an ``init`` sent to one of them
+would initialize it and hand its root token to this terminal.
+
+The lead's token is sent, in ``X-Vault-Token``, only with the requests that
+need it (``token=`` of ``call``): never to health, never with a share, so an
+address that points elsewhere never sees it.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from app.cli.failure import UNREACHABLE, USAGE, Failure
 
 __all__ = [
     "ADOPT",
+    "HEALTH",
     "ADOPT_UPDATE",
     "ATTEMPT",
     "INIT",
@@ -39,6 +49,9 @@ SHARES = "/v1/sys/shares"
 VERIFY = "/v1/sys/shares/verify"
 ADOPT = "/v1/sys/adopt/attempt"
 ADOPT_UPDATE = "/v1/sys/adopt/update"
+HEALTH = "/v1/sys/health"
+SERVICE = "generate-share"
+TOKEN_HEADER = "X-Vault-Token"  # noqa: S105 (a header name)
 
 
 class _Fields(dict):
@@ -70,15 +83,81 @@ class Client:
         self.session.trust_env = False  # no proxy, CA bundle or netrc from the environment
         self.session.verify = self.verify
         self.session.proxies = {"http": proxy, "https": proxy} if proxy else {}
+        self._health: dict | None = None
+
+    def health(self) -> dict:
+        """Return the server's health once it names generate-share, or raise Failure (exit 1)."""
+        if self._health is not None:
+            return self._health
+        r = self._send("GET", HEALTH, None, None, {})
+        try:
+            data = r.json()
+        except ValueError:
+            data = None
+        # Vault answers health with 501 (uninitialized) or 503 (sealed): the status says nothing.
+        if not isinstance(data, dict) or data.get("service") != SERVICE:
+            raise Failure(
+                f"the server at {self.address} is not a generate-share server: its {HEALTH} does not "
+                f"name the service {SERVICE} (a Vault or OpenBao server listens on the same port); "
+                "nothing was sent to it. Check --address or GENERATE_SHARE_ADDR."
+            )
+        self._health = data
+        return data
+
+    def token_mode(self) -> bool:
+        """Tell whether the server steers ceremonies with the lead's token (anything but 'open')."""
+        # An unknown or missing value is taken as token mode: the stricter of the two.
+        return self.health().get("ceremony_auth") != "open"
 
     def call(
-        self, method: str, path: str, body: dict | None = None, params: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        params: dict[str, str] | None = None,
+        *,
+        token: str | None = None,
     ) -> Reply:
-        """Send one request; return the reply or raise Failure (exit 1 or 3)."""
+        """Send one request (a write only to a generate-share server); return the reply or raise Failure."""
+        if method != "GET":
+            self.health()
+        headers = {TOKEN_HEADER: token} if token is not None else {}
+        r = self._send(method, path, body, params, headers)
+        data = None
+        if r.content:
+            try:
+                data = r.json(object_hook=_Fields)
+            except ValueError:
+                data = None
+        if r.status_code >= 400:
+            errors = data.get("errors") if isinstance(data, dict) else None
+            if isinstance(errors, list) and errors and all(isinstance(e, str) for e in errors):
+                raise Failure(*(" ".join(e.split()) for e in errors), status=r.status_code)
+            raise Failure(
+                f"the server at {self.address} answered HTTP {r.status_code} without an error list",
+                status=r.status_code,
+            )
+        if r.content and not isinstance(data, dict):
+            raise Failure(
+                f"the server at {self.address} answered HTTP {r.status_code} with a reply that is not "
+                "a JSON object; is it a generate-share server?"
+            )
+        return Reply(status=r.status_code, text=r.text, data=data)
+
+    def _send(
+        self, method: str, path: str, body: dict | None, params: dict[str, str] | None, headers: dict
+    ) -> requests.Response:
+        """Send one request and return the response, or raise Failure when it cannot be sent."""
         url = self.address + path
         try:
-            r = self.session.request(
-                method, url, json=body, params=params, timeout=TIMEOUT_SECONDS, verify=self.verify
+            return self.session.request(
+                method,
+                url,
+                json=body,
+                params=params,
+                headers=headers,
+                timeout=TIMEOUT_SECONDS,
+                verify=self.verify,
             )
         except requests.exceptions.InvalidURL as exc:  # also catches a bad port or host
             raise Failure(
@@ -93,23 +172,6 @@ class Client:
             raise Failure(
                 f"cannot reach the server at {self.address}: {_reason(exc)}", exit_code=UNREACHABLE
             ) from None
-        data = None
-        if r.content:
-            try:
-                data = r.json(object_hook=_Fields)
-            except ValueError:
-                data = None
-        if r.status_code >= 400:
-            errors = data.get("errors") if isinstance(data, dict) else None
-            if isinstance(errors, list) and errors and all(isinstance(e, str) for e in errors):
-                raise Failure(*(" ".join(e.split()) for e in errors))
-            raise Failure(f"the server at {self.address} answered HTTP {r.status_code} without an error list")
-        if r.content and not isinstance(data, dict):
-            raise Failure(
-                f"the server at {self.address} answered HTTP {r.status_code} with a reply that is not "
-                "a JSON object; is it a generate-share server?"
-            )
-        return Reply(status=r.status_code, text=r.text, data=data)
 
     def close(self) -> None:
         """Close the session's connections."""

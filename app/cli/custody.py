@@ -56,6 +56,7 @@ def verify_share(ctx: click.Context) -> None:
     """
     options = ctx.find_object(Options)
     client = options.client()
+    client.health()  # before the share is asked for: it goes only to a generate-share server
     body = {"key": read_share()}
     reply = client.call("PUT", VERIFY, body)
     del body

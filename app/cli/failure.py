@@ -14,11 +14,12 @@ OK, REFUSED, USAGE, UNREACHABLE = 0, 1, 2, 3
 class Failure(click.ClickException):
     """A one-line-per-reason error with its exit code, shown without a traceback."""
 
-    def __init__(self, *messages: str, exit_code: int = REFUSED) -> None:
-        """Keep the messages (never a share) and the exit code."""
+    def __init__(self, *messages: str, exit_code: int = REFUSED, status: int | None = None) -> None:
+        """Keep the messages (never a share or a token), the exit code and the server's HTTP status."""
         super().__init__(" ".join(messages))
         self.messages = list(messages) or ["unknown error"]
         self.exit_code = exit_code
+        self.status = status  # the HTTP status when the server refused, else None
 
     def show(self, file: IO[Any] | None = None) -> None:
         """Print each message as one line on stderr."""

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import click
 
 from app.cli.client import Client
+from app.cli.failure import Failure
+from app.cli.prompts import TOKEN_ENV, read_token
 
-__all__ = ["Options", "pass_options"]
+__all__ = ["Options", "lead_call", "pass_options"]
 
 
 @dataclass
@@ -19,6 +21,7 @@ class Options:
     ca_cert: str | None
     output: str
     proxy: str | None = None
+    token_file: str | None = None
 
     @property
     def json(self) -> bool:
@@ -33,3 +36,17 @@ class Options:
 
 
 pass_options = click.make_pass_decorator(Options)
+
+
+def lead_call(options: Options, method: str, path: str, body: dict | None = None):
+    """Send a request only the ceremony lead may make, with the lead's token when one is given."""
+    token = read_token(options.token_file)
+    try:
+        return options.client().call(method, path, body, token=token)
+    except Failure as exc:
+        if exc.status == 403 and token is None:
+            exc.messages.append(
+                f"Only the ceremony lead may do this: set {TOKEN_ENV} or pass --token-file FILE "
+                "with the root token that init (or adopt start) printed."
+            )
+        raise

@@ -12,6 +12,7 @@ __all__ = [
     "fingerprint_line",
     "grouped",
     "progress",
+    "root_token_lines",
     "subkey_line",
     "x_list",
 ]
@@ -62,3 +63,18 @@ def custody(share: dict) -> str:
     if not share["verifiable"]:
         return "not verifiable"
     return f"verified {share['verified_at']}" if share["verified_at"] else "never verified"
+
+
+def root_token_lines(reply: dict) -> None:
+    """Print the root token a token-mode server returned, once, with what to do with it."""
+    token = reply.get("root_token")
+    if not token:
+        return  # open mode: there is no lead's token
+    click.echo("")
+    click.echo(f"Root token: {token}")
+    click.echo(
+        "Keep it as you would a Vault root token: the ceremony lead needs it to start and cancel "
+        "ceremonies (export GENERATE_SHARE_TOKEN, or --token-file FILE with mode 600). "
+        "It is shown only this once; the service keeps only its hash. A lost token is replaced, "
+        "with the service stopped, by: generate-share token reset DATA_DIR"
+    )

@@ -79,13 +79,28 @@ def _check_proxy(ctx: click.Context, param: click.Parameter, value: str | None) 
     show_default=True,
     help="json prints the server's JSON reply as is, for scripts.",
 )
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="A file (mode 600) holding the lead's root token, sent to start and cancel; "
+    "or set GENERATE_SHARE_TOKEN.",
+)
 @click.pass_context
-def cli(ctx: click.Context, address: str, ca_cert: str | None, proxy: str | None, output: str) -> None:
+def cli(
+    ctx: click.Context,
+    address: str,
+    ca_cert: str | None,
+    proxy: str | None,
+    output: str,
+    token_file: str | None,
+) -> None:
     """Walk a key ceremony: mint one new Shamir share with a quorum of holders.
 
     Exit codes: 0 ok, 1 refused by the server, 2 usage, 3 cannot reach the server.
     """
-    ctx.obj = Options(address=address, ca_cert=ca_cert, output=output, proxy=proxy)
+    ctx.obj = Options(address=address, ca_cert=ca_cert, output=output, proxy=proxy, token_file=token_file)
 
 
 for _command in (status, init, start, update, cancel, shares, verify_share, decode, adopt_group, audit_group):
