@@ -423,6 +423,9 @@ def _new_home() -> tuple[str, gnupg.GPG]:
     if binary is None:
         raise PGPUnavailable(INSTALL_HINT)
     try:
+        if _home_root is not None:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(_home_root, 0o700)
         home = tempfile.mkdtemp(prefix=_HOME_PREFIX, dir=_home_root)  # mode 0700
     except OSError as exc:
         raise PGPUnavailable(f"Cannot create a temporary GnuPG home: {exc}") from exc
@@ -467,13 +470,15 @@ def _gnupg() -> Iterator[gnupg.GPG]:
 def set_home_root(path: str) -> None:
     """Make temporary GnuPG homes in path from now on, removing any a killed process left there."""
     global _home_root
+    # The folder is made with the first home, so a service that never sees a
+    # PGP key keeps its data folder as it was.
     try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
+        info = os.lstat(path)
+    except FileNotFoundError:
+        _home_root = path
+        return
     except OSError as exc:
-        raise StartupError(f"cannot create the GnuPG folder {path}: {exc.strerror}") from None
-    info = os.lstat(path)
+        raise StartupError(f"cannot read the GnuPG folder {path}: {exc.strerror}") from None
     if not stat.S_ISDIR(info.st_mode):
         raise StartupError(f"the GnuPG folder {path} is not a folder (a symlink or a file); remove it")
     if info.st_uid != os.geteuid() or info.st_mode & 0o077:
