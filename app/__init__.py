@@ -14,12 +14,17 @@ from .api.common import EXTENSION
 from .errors import StartupError
 from .service import GenerateShareService
 from .store import Store
+from .token import AUTH_MODES
 
 __all__ = ["create_app"]
 
 DEFAULTS = {
     "DATA_DIR": "./data",
     "REQUIRE_NONCE": False,
+    # "token": an operator token steers ceremonies, nonces are required, and a
+    # new share without a PGP key comes XORed with a one-time pad. "open": the
+    # seed's behaviour, for closed networks only.
+    "CEREMONY_AUTH": "token",
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "LOG_LEVEL": "INFO",
     "TRUSTED_PROXIES": 0,
@@ -53,7 +58,9 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     # this process's alone: homes a killed worker left there are removed now.
     pgp.set_home_root(os.path.join(store.path, "gnupg"))
     app.extensions[EXTENSION] = GenerateShareService(
-        store=store, require_nonce=bool(app.config["REQUIRE_NONCE"])
+        store=store,
+        require_nonce=bool(app.config["REQUIRE_NONCE"]),
+        ceremony_auth=app.config["CEREMONY_AUTH"],
     )
     app.extensions["generate_share_store"] = store
     register_api(app)
@@ -77,6 +84,13 @@ def _check_config(config: Mapping) -> None:
     if not isinstance(config["REQUIRE_NONCE"], (bool, int)):
         raise StartupError("GENERATE_SHARE_REQUIRE_NONCE must be true or false")
     config["ALLOWED_ORIGINS"] = _origins(config["ALLOWED_ORIGINS"])
+    auth = config["CEREMONY_AUTH"]
+    if not isinstance(auth, str) or auth.strip().lower() not in AUTH_MODES:
+        raise StartupError(
+            "GENERATE_SHARE_CEREMONY_AUTH must be token (the default: an operator token steers "
+            "each ceremony) or open (the seed's behaviour, without a token, for closed networks)"
+        )
+    config["CEREMONY_AUTH"] = auth.strip().lower()
 
 
 _ORIGINS_HELP = (

@@ -10,6 +10,7 @@ __all__ = [
     "BadRequest",
     "NotInitialized",
     "Conflict",
+    "Forbidden",
     "Unavailable",
     "StartupError",
 ]
@@ -40,6 +41,12 @@ class NotInitialized(BadRequest):
 
 class Conflict(BadRequest):
     """The call does not fit the current state (Vault answers these with 400)."""
+
+
+class Forbidden(ServiceError):
+    """The call needs the operator token, and the request did not carry the right one."""
+
+    status = 403
 
 
 class Unavailable(ServiceError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from types import ModuleType
 
 from . import pgp as pgp_module
@@ -30,6 +31,7 @@ from .ceremonies.init import InitResult
 from .ceremonies.oversight import Registry
 from .records import Store
 from .store import State
+from .token import AUTH_MODES
 
 __all__ = [
     "AdoptionStatus",
@@ -51,10 +53,19 @@ class GenerateShareService:
         store: Store,
         pgp: ModuleType = pgp_module,
         require_nonce: bool = False,
+        ceremony_auth: str = "open",
         clock: Callable[[], str] = utc_now,
     ):
+        # "open" here so that a service built by hand behaves as the seed did;
+        # create_app passes GENERATE_SHARE_CEREMONY_AUTH, whose default is "token".
+        if ceremony_auth not in AUTH_MODES:
+            raise ValueError(f"ceremony_auth must be one of {', '.join(AUTH_MODES)}")
+        self.ceremony_auth = ceremony_auth
         self._store = store
-        self._ctx = Context(store=store, pgp=pgp, clock=clock, require_nonce=require_nonce)
+        token_mode = ceremony_auth == "token"
+        self._ctx = Context(
+            store=store, pgp=pgp, clock=clock, require_nonce=require_nonce, token_mode=token_mode
+        )
         self._lock = threading.Lock()
         self._attempt: generate.Attempt | None = None
         self._adoption: adoption.Adoption | None = None
@@ -91,26 +102,35 @@ class GenerateShareService:
     def status(self) -> Status:
         """Report the attempt in progress, or that none is."""
         with self._lock:
-            return generate.status(self._state(), self._attempt)
+            return generate.status(self._state(), self._attempt, token_mode=self._ctx.token_mode)
 
-    def start(self, pgp_key: bytes | None = None) -> Status:
+    def authorize_lead(self, token: str | None) -> None:
+        """Refuse, in token mode, a caller without the operator token (before reading its body)."""
+        with self._lock:
+            generate.authorize_lead(self._ctx, self._state(), token)
+
+    def start(self, pgp_key: bytes | None = None, token: str | None = None) -> Status:
         """Begin an attempt, optionally encrypting the new share to ``pgp_key``."""
         with self._lock:
-            generate.check_start(self._state(), self._attempt)  # before any gpg runs
+            state = self._state()
+            generate.authorize_lead(self._ctx, state, token)
+            generate.check_start(state, self._attempt)  # before any gpg runs
         key = load_pgp_key(self._ctx.pgp, pgp_key, "pgp_key") if pgp_key is not None else None
         try:
             with self._lock:
                 state = self._state()
                 generate.check_start(state, self._attempt)  # again: the state may have changed
                 self._attempt = generate.start(self._ctx, state, key)
-                return generate.status(state, self._attempt)
+                return generate.started(state, self._attempt, token_mode=self._ctx.token_mode)
         except BaseException:
             close(key)  # a refused start keeps no GnuPG home
             raise
 
-    def cancel(self) -> None:
+    def cancel(self, token: str | None = None) -> None:
         """Drop the attempt in progress and every share submitted to it."""
         with self._lock:
+            if self._ctx.token_mode:
+                generate.authorize_lead(self._ctx, self._state(), token)
             if self._attempt is not None:
                 generate.cancel(self._ctx, self._attempt)
                 self._attempt = None
@@ -121,7 +141,7 @@ class GenerateShareService:
             state = self._state()
             attempt = generate.require_attempt(self._attempt)
             if not attempt.quorum.add(key, nonce):
-                return generate.status(state, attempt)
+                return generate.status(state, attempt, token_mode=self._ctx.token_mode)
             with attempt.quorum.spent() as shares:
                 done = generate.complete(self._ctx, state, attempt, shares)
             self._attempt = None
@@ -146,12 +166,13 @@ class GenerateShareService:
         with self._lock:
             adoption.refuse_second(self._adoption)
             self._require_uninitialized()
-            self._adoption = adoption.start(self._ctx, request)
-            return adoption.status(self._adoption)
+            self._adoption, root_token = adoption.start(self._ctx, request)
+            return replace(adoption.status(self._adoption), root_token=root_token)
 
-    def cancel_adoption(self) -> None:
+    def cancel_adoption(self, token: str | None = None) -> None:
         """Drop the adoption in progress and every share submitted to it."""
         with self._lock:
+            adoption.authorize_cancel(self._ctx, self._adoption, self._store.state, token)
             if self._adoption is not None:
                 adoption.cancel(self._ctx, self._adoption)
                 self._adoption = None
@@ -183,7 +204,10 @@ class GenerateShareService:
         """Report what a probe or a holder may know at a glance."""
         with self._lock:
             return oversight.health(
-                self._store.state, generating=self._attempt is not None, adopting=self._adoption is not None
+                self._store.state,
+                generating=self._attempt is not None,
+                adopting=self._adoption is not None,
+                ceremony_auth=self.ceremony_auth,
             )
 
     def record_refusal(self, action: str, reason: str) -> None:

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import app as app_package
 from app import create_app
 from gpgtools import Keyring
 
@@ -25,10 +26,21 @@ def keyring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keyring]:
     ring.cleanup()
 
 
+@pytest.fixture(autouse=True)
+def open_mode_by_default(monkeypatch):
+    """Run apps in open mode (the seed's behaviour) unless a test asks for CEREMONY_AUTH token.
+
+    The suite written before the operator token tests open mode unchanged;
+    tests/test_token.py passes "token" explicitly and checks the real default
+    through gunicorn (tests/server.py does the same for its environment).
+    """
+    monkeypatch.setitem(app_package.DEFAULTS, "CEREMONY_AUTH", "open")
+
+
 @pytest.fixture
 def app(tmp_path):
-    """An app over a fresh data folder, released at the end."""
-    app = create_app({"DATA_DIR": str(tmp_path / "data")})
+    """An app over a fresh data folder, in open mode, released at the end."""
+    app = create_app({"DATA_DIR": str(tmp_path / "data"), "CEREMONY_AUTH": "open"})
     yield app
     app.extensions["generate_share_store"].close()
 

@@ -41,12 +41,16 @@ class Server:
         self.log_path = Path(log_path)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
+        # Open mode (the seed's behaviour) unless the caller's env names a mode;
+        # a variable set to None is left out, so a test can run the real default.
+        merged = {
             **os.environ,
             "GENERATE_SHARE_DATA_DIR": str(self.data_dir),
             "GENERATE_SHARE_BIND": f"127.0.0.1:{self.port}",
+            "GENERATE_SHARE_CEREMONY_AUTH": "open",
             **(env or {}),
         }
+        self.env = {k: v for k, v in merged.items() if v is not None}
         self.args = list(args)
         self.prefix = list(prefix)  # e.g. setpriv, to run with fewer privileges
         self.app_spec = app_spec  # the service, or a benchmark's bare app

@@ -2,7 +2,7 @@
 
 from flask import Blueprint
 
-from .common import get_service, load_body, no_content, reply
+from .common import get_service, lead_token, load_body, no_content, reply
 from .schemas import AdoptionStatusReply, AdoptRequest, UpdateRequest
 
 bp = Blueprint("adopt", __name__)
@@ -30,8 +30,8 @@ def start_adoption():
 
 @bp.delete("/adopt/attempt")
 def cancel_adoption():
-    """Cancel the adoption and forget its shares."""
-    get_service().cancel_adoption()
+    """Cancel the adoption and forget its shares (token mode: the token its start returned)."""
+    get_service().cancel_adoption(lead_token())
     return no_content()
 
 

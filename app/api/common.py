@@ -1,15 +1,17 @@
 """What every route needs: the service, a parsed body, a JSON reply."""
 
+import hmac
 import json
 
 from flask import Response, abort, current_app, request
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from ..errors import BadRequest
+from ..errors import BadRequest, Forbidden
 from ..service import GenerateShareService
+from ..token import HEADERS_HELP, MAX_TOKEN
 
-__all__ = ["get_service", "load_body", "no_content", "reply", "sentences"]
+__all__ = ["get_service", "lead_token", "load_body", "no_content", "operator_token", "reply", "sentences"]
 
 EXTENSION = "generate_share"
 
@@ -17,6 +19,51 @@ EXTENSION = "generate_share"
 def get_service() -> GenerateShareService:
     """Return the service of the running app."""
     return current_app.extensions[EXTENSION]
+
+
+def _token_form(value: str, header: str) -> str:
+    """Return a header's token if it has a token's form; never repeat it in a refusal."""
+    # WSGI hands header bytes over as latin-1: anything past ASCII shows up here.
+    if len(value) > MAX_TOKEN or not all("!" <= c <= "~" for c in value):
+        raise Forbidden(
+            f"permission denied: the token in {header} is not an operator token: it must be the "
+            f"root_token as init returned it, at most {MAX_TOKEN} visible ASCII characters"
+        )
+    return value
+
+
+def operator_token() -> str | None:
+    """Return the operator token the request carries, None without one; refuse a malformed one.
+
+    Accepted as ``X-Vault-Token: <token>`` (what hvac sends) or
+    ``Authorization: Bearer <token>`` (the scheme name in any case, as HTTP
+    says); both may be sent if they agree.
+    """
+    environ = request.environ
+    vault = environ.get("HTTP_X_VAULT_TOKEN", "").strip()
+    bearer = environ.get("HTTP_AUTHORIZATION", "").strip()
+    found = _token_form(vault, "X-Vault-Token") if vault else None
+    if bearer:
+        scheme, _, rest = bearer.partition(" ")
+        rest = rest.strip()
+        if scheme.lower() != "bearer" or not rest:
+            raise Forbidden(
+                f"permission denied: the Authorization header must be 'Bearer <token>' with the "
+                f"operator token; send it as {HEADERS_HELP}"
+            )
+        token = _token_form(rest, "Authorization")
+        if found is not None and not hmac.compare_digest(found.encode(), token.encode()):
+            raise Forbidden(
+                "permission denied: X-Vault-Token and Authorization carry different tokens; "
+                "send the operator token in one of them"
+            )
+        found = token
+    return found
+
+
+def lead_token() -> str | None:
+    """Return the request's operator token in token mode; open mode ignores the headers."""
+    return operator_token() if get_service().ceremony_auth == "token" else None
 
 
 def _refuse_constant(name: str):

@@ -2,7 +2,7 @@
 
 from flask import Blueprint
 
-from .common import get_service, load_body, no_content, reply
+from .common import get_service, lead_token, load_body, no_content, reply
 from .schemas import AttemptRequest, StatusReply, UpdateRequest
 
 bp = Blueprint("generate_share", __name__)
@@ -20,15 +20,19 @@ def read_attempt():
 
 @bp.route("/generate-share/attempt", methods=["PUT", "POST"])
 def start_attempt():
-    """Start an attempt, optionally with the new holder's PGP key."""
+    """Start an attempt, optionally with the new holder's PGP key (token mode: the lead's token)."""
+    service = get_service()
+    token = lead_token()
+    if service.ceremony_auth == "token":
+        service.authorize_lead(token)  # before the body is read: a stranger costs nothing
     body = load_body(ATTEMPT_REQUEST)
-    return reply(STATUS_REPLY, get_service().start(body["pgp_key"]))
+    return reply(STATUS_REPLY, service.start(body["pgp_key"], token))
 
 
 @bp.delete("/generate-share/attempt")
 def cancel_attempt():
-    """Cancel the attempt and forget its shares."""
-    get_service().cancel()
+    """Cancel the attempt and forget its shares (token mode: the lead's token)."""
+    get_service().cancel(lead_token())
     return no_content()
 
 

@@ -9,7 +9,16 @@ import base64
 import binascii
 from datetime import UTC
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates_schema
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    post_dump,
+    pre_load,
+    validate,
+    validates_schema,
+)
 
 __all__ = [
     "InitRequest",
@@ -107,6 +116,26 @@ class UtcTime(fields.AwareDateTime):
         return (
             f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}Z"
         )
+
+
+class OmitEmpty(Schema):
+    """A reply whose ``omit_empty`` fields appear only when they carry something."""
+
+    #: Fields left out when empty: a secret shown once, or a field of token mode only.
+    omit_empty: tuple[str, ...] = ()
+    #: Fields left out when None: a field open mode does not have.
+    omit_none: tuple[str, ...] = ()
+
+    @post_dump
+    def _omit_empty(self, data, **kwargs):
+        """Leave out the ``omit_empty`` fields that are empty and the ``omit_none`` ones that are None."""
+        for name in self.omit_empty:
+            if not data.get(name):
+                data.pop(name, None)
+        for name in self.omit_none:
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
 
 class HexBytes(fields.Field):
@@ -243,8 +272,11 @@ class UpdateRequest(Request):
     )
 
 
-class StatusReply(Schema):
+class StatusReply(OmitEmpty):
     """The attempt's status: GET and every successful PUT of attempt and update."""
+
+    omit_empty = ("otp",)
+    omit_none = ("otp_length",)
 
     started = fields.Boolean(required=True)
     nonce = fields.String(required=True)
@@ -265,14 +297,36 @@ class StatusReply(Schema):
         required=True,
         metadata={"description": "the same bytes as key, base64"},
     )
+    otp = fields.Function(
+        lambda status: _b64(status.otp),
+        metadata={
+            "description": "token mode, no PGP key: the one-time pad, base64, in the start reply only; "
+            "the completing reply's key is the new share XOR this pad, so the lead must keep it"
+        },
+    )
+    otp_length = fields.Integer(
+        metadata={
+            "description": "token mode: the length in bytes of the attempt's one-time pad (a "
+            "share's length); 0 when there is none (a PGP key protects the share)"
+        },
+    )
 
 
-class InitReply(Schema):
+_OPERATOR_HELP = (
+    "token mode: the operator token, shown this once; send it as X-Vault-Token (or Authorization: "
+    "Bearer) to start or cancel an attempt. Only its hash is kept"
+)
+
+
+class InitReply(OmitEmpty):
     """The shares of a new master key."""
+
+    omit_empty = ("root_token",)
 
     keys = fields.List(HexBytes(), required=True)
     keys_base64 = fields.Function(lambda result: [_b64(k) for k in result.keys], required=True)
     pgp_fingerprints = fields.List(fields.String(), required=True)
+    root_token = fields.String(metadata={"description": _OPERATOR_HELP})
 
 
 class InitStatusReply(Schema):
@@ -326,6 +380,19 @@ class SharesReply(Schema):
 
 class HealthReply(Schema):
     """GET /sys/health."""
+
+    service = fields.Constant(
+        "generate-share",
+        required=True,
+        metadata={"description": "always generate-share: a client checks it to never write to a real Vault"},
+    )
+    ceremony_auth = fields.String(
+        required=True,
+        metadata={
+            "description": "token (an operator token steers ceremonies, nonces are required) "
+            "or open (the seed's behaviour, for closed networks)"
+        },
+    )
 
     initialized = fields.Boolean(required=True)
     generate_share_in_progress = fields.Boolean(required=True)
@@ -432,8 +499,10 @@ class AdoptRequest(Request):
             raise ValidationError("known_indices must not list the same x twice")
 
 
-class AdoptionStatusReply(Schema):
+class AdoptionStatusReply(OmitEmpty):
     """The adoption's status: GET and every successful PUT of adopt/attempt and adopt/update."""
+
+    omit_empty = ("root_token",)
 
     started = fields.Boolean(required=True)
     nonce = fields.String(required=True)
@@ -445,4 +514,10 @@ class AdoptionStatusReply(Schema):
         fields.Integer(),
         required=True,
         metadata={"description": "on completion, every x recorded in the registry as adopted"},
+    )
+    root_token = fields.String(
+        metadata={
+            "description": "token mode, in the start reply only: the operator token, shown this "
+            "once; it cancels this adoption and stays the operator token once the set is adopted"
+        }
     )

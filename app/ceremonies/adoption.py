@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from .. import shamir
 from ..errors import BadRequest, Conflict
 from ..store import ShareRecord, State
+from ..token import authorize, new_token, token_hash
 from .common import ADOPT_URL, MAX_X, Context, custody_digest, verifier
 from .quorum import Quorum, wipe
 
@@ -18,6 +19,7 @@ __all__ = [
     "Adoption",
     "AdoptionStatus",
     "Request",
+    "authorize_cancel",
     "cancel",
     "check_request",
     "complete",
@@ -42,6 +44,8 @@ class AdoptionStatus:
     secret_threshold: int
     complete: bool = False
     indices: tuple[int, ...] = ()
+    #: The operator token, in the start reply only (token mode).
+    root_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,9 @@ class Adoption:
 
     request: Request
     quorum: Quorum
+    #: SHA-256 of the operator token the start returned ("" in open mode):
+    #: it cancels this adoption, and the state keeps it once the set is adopted.
+    token_hash: str = ""
 
 
 def check_request(
@@ -111,14 +118,10 @@ def refuse_second(adoption: Adoption | None) -> None:
         )
 
 
-def start(ctx: Context, request: Request) -> Adoption:
-    """Begin adopting a share set that another system (Vault) split."""
-    quorum = Quorum(
-        required=request.required,
-        lengths=ADOPT_SHARE_LENGTHS,
-        record=ctx.store.record,
-        require_nonce=ctx.require_nonce,
-    )
+def start(ctx: Context, request: Request) -> tuple[Adoption, str]:
+    """Begin adopting a share set that another system (Vault) split; return it and its token."""
+    quorum = ctx.quorum(required=request.required, lengths=ADOPT_SHARE_LENGTHS)
+    root_token = new_token() if ctx.token_mode else ""
     ctx.store.record(
         "adoption_started",
         nonce=quorum.nonce,
@@ -127,7 +130,8 @@ def start(ctx: Context, request: Request) -> Adoption:
         known_indices=list(request.known),
         share_limit=request.share_limit,
     )
-    return Adoption(request=request, quorum=quorum)
+    hashed = token_hash(root_token) if root_token else ""
+    return Adoption(request=request, quorum=quorum, token_hash=hashed), root_token
 
 
 def require_adoption(adoption: Adoption | None) -> Adoption:
@@ -135,6 +139,16 @@ def require_adoption(adoption: Adoption | None) -> Adoption:
     if adoption is None:
         raise Conflict(f"no adoption is in progress; start one with PUT {ADOPT_URL}")
     return adoption
+
+
+def authorize_cancel(ctx: Context, adoption: Adoption | None, state: State | None, token: str | None) -> None:
+    """In token mode, refuse a cancel without the adoption's (or, once adopted, the service's) token."""
+    if not ctx.token_mode:
+        return
+    if adoption is not None:
+        authorize(token, adoption.token_hash)
+    elif state is not None:
+        authorize(token, state.token_hash)
 
 
 def cancel(ctx: Context, adoption: Adoption) -> None:
@@ -185,6 +199,7 @@ def complete(ctx: Context, adoption: Adoption, shares: list[bytes]) -> AdoptionS
             custody_key=custody_key,
             share_limit=share_limit,
             shares=records,
+            token_hash=adoption.token_hash,
         ),
         "adopted",
         nonce=adoption.quorum.nonce,

@@ -18,6 +18,7 @@ from .. import pgp as pgp_module
 from ..errors import BadRequest, Conflict, NotInitialized
 from ..records import Store
 from ..store import State
+from .quorum import Quorum
 
 __all__ = [
     "ADOPT_URL",
@@ -52,12 +53,27 @@ def utc_now() -> str:
 
 @dataclass(frozen=True)
 class Context:
-    """The collaborators every ceremony uses: the store (with its trail), PGP, the clock."""
+    """The collaborators every ceremony uses: the store (with its trail), PGP, the clock.
+
+    ``token_mode`` is GENERATE_SHARE_CEREMONY_AUTH=token: an operator token,
+    a required nonce, and a one-time pad over a new share without a PGP key.
+    """
 
     store: Store
     pgp: ModuleType = pgp_module
     clock: Callable[[], str] = utc_now
     require_nonce: bool = False
+    token_mode: bool = False
+
+    def quorum(self, *, required: int, lengths: range) -> Quorum:
+        """Return an empty quorum with this service's nonce rules."""
+        return Quorum(
+            required=required,
+            lengths=lengths,
+            record=self.store.record,
+            require_nonce=self.require_nonce or self.token_mode,
+            reveal_nonce=not self.token_mode,
+        )
 
 
 def verifier(master_key: bytes, salt: bytes) -> bytes:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import pgp as pgp_module
 from .. import shamir
 from ..errors import BadRequest, Conflict
 from ..store import ShareRecord, State
+from ..token import authorize
 from .common import (
     ATTEMPT_URL,
     MAX_X,
@@ -24,7 +25,18 @@ from .common import (
 )
 from .quorum import Quorum, wipe
 
-__all__ = ["Attempt", "Status", "cancel", "check_start", "complete", "require_attempt", "start", "status"]
+__all__ = [
+    "Attempt",
+    "Status",
+    "authorize_lead",
+    "cancel",
+    "check_start",
+    "complete",
+    "require_attempt",
+    "start",
+    "started",
+    "status",
+]
 
 
 @dataclass(frozen=True)
@@ -39,20 +51,36 @@ class Status:
     complete: bool = False
     key: bytes = b""
     pgp_subkey_fingerprint: str = ""
+    #: The one-time pad, in the start reply only; the completing ``key`` is the share XOR it.
+    otp: bytes = b""
+    #: The pad's length; 0 without one, None in open mode (where the reply leaves it out).
+    otp_length: int | None = None
 
 
 @dataclass
 class Attempt:
-    """An attempt in progress: the quorum's shares and the new holder's PGP key."""
+    """An attempt in progress: the quorum's shares, the new holder's PGP key, the pad.
+
+    The pad is a bytearray in memory only, overwritten when the attempt ends
+    (best effort: the start reply's copy is Python's to free).
+    """
 
     quorum: Quorum
     pgp_key: pgp_module.PublicKey | None = None
+    otp: bytearray | None = None
+
+    def forget(self) -> None:
+        """Overwrite the pad and release the PGP key."""
+        if self.otp is not None:
+            wipe([self.otp])
+        close(self.pgp_key)
 
 
-def status(state: State, attempt: Attempt | None) -> Status:
+def status(state: State, attempt: Attempt | None, *, token_mode: bool = False) -> Status:
     """Report the attempt in progress, or that none is."""
     if attempt is None:
-        return Status(started=False, nonce="", progress=0, required=state.threshold)
+        pad = 0 if token_mode else None
+        return Status(started=False, nonce="", progress=0, required=state.threshold, otp_length=pad)
     return Status(
         started=True,
         nonce=attempt.quorum.nonce,
@@ -60,7 +88,28 @@ def status(state: State, attempt: Attempt | None) -> Status:
         required=state.threshold,
         pgp_fingerprint=fingerprint(attempt.pgp_key),
         pgp_subkey_fingerprint=subkey_fingerprint(attempt.pgp_key),
+        otp_length=_otp_length(attempt, token_mode),
     )
+
+
+def _otp_length(attempt: Attempt, token_mode: bool) -> int | None:
+    if not token_mode:
+        return None
+    return len(attempt.otp) if attempt.otp is not None else 0
+
+
+def started(state: State, attempt: Attempt, *, token_mode: bool = False) -> Status:
+    """Report a fresh attempt as its start reply does: with the pad, the one time it is shown."""
+    report = status(state, attempt, token_mode=token_mode)
+    if attempt.otp is None:
+        return report
+    return replace(report, otp=bytes(attempt.otp))
+
+
+def authorize_lead(ctx: Context, state: State, token: str | None) -> None:
+    """In token mode, refuse a start or cancel without the operator token."""
+    if ctx.token_mode:
+        authorize(token, state.token_hash)
 
 
 def check_start(state: State, attempt: Attempt | None) -> None:
@@ -74,20 +123,21 @@ def check_start(state: State, attempt: Attempt | None) -> None:
 
 
 def start(ctx: Context, state: State, key: pgp_module.PublicKey | None) -> Attempt:
-    """Begin an attempt whose new share is encrypted to ``key`` (when given)."""
-    quorum = Quorum(
-        required=state.threshold,
-        lengths=one_length(state),
-        record=ctx.store.record,
-        require_nonce=ctx.require_nonce,
-    )
+    """Begin an attempt whose new share is encrypted to ``key`` (when given).
+
+    In token mode without a PGP key the new share will be handed out XORed
+    with a one-time pad as long as a share, which only the start reply shows.
+    """
+    quorum = ctx.quorum(required=state.threshold, lengths=one_length(state))
+    otp = bytearray(secrets.token_bytes(state.key_length + 1)) if ctx.token_mode and key is None else None
     ctx.store.record(
         "attempt_started",
         nonce=quorum.nonce,
         pgp_fingerprint=fingerprint(key),
         pgp_subkey_fingerprint=subkey_fingerprint(key),
+        otp_length=len(otp) if otp is not None else 0,
     )
-    return Attempt(quorum=quorum, pgp_key=key)
+    return Attempt(quorum=quorum, pgp_key=key, otp=otp)
 
 
 def require_attempt(attempt: Attempt | None) -> Attempt:
@@ -101,7 +151,7 @@ def cancel(ctx: Context, attempt: Attempt) -> None:
     """Record the cancel, forget the submitted shares and release the PGP key."""
     ctx.store.record("attempt_cancelled", nonce=attempt.quorum.nonce, progress=attempt.quorum.progress)
     attempt.quorum.clear()
-    close(attempt.pgp_key)
+    attempt.forget()
 
 
 def complete(ctx: Context, state: State, attempt: Attempt, shares: list[bytes]) -> Status:
@@ -121,7 +171,12 @@ def complete(ctx: Context, state: State, attempt: Attempt, shares: list[bytes]) 
         )
     x = secrets.choice(free_x(state))
     new_share = shamir.interpolate(shares, x)
-    key = encrypt(ctx.pgp, new_share, attempt.pgp_key) if attempt.pgp_key else new_share
+    if attempt.pgp_key:
+        key = encrypt(ctx.pgp, new_share, attempt.pgp_key)
+    elif attempt.otp is not None:
+        key = bytes(a ^ b for a, b in zip(new_share, attempt.otp, strict=True))
+    else:
+        key = new_share
     primary, subkey = fingerprint(attempt.pgp_key), subkey_fingerprint(attempt.pgp_key)
     # Recorded durably before anyone sees it: a share the registry does not
     # list must never exist. If this raises, nothing was handed out.
@@ -140,7 +195,8 @@ def complete(ctx: Context, state: State, attempt: Attempt, shares: list[bytes]) 
         pgp_subkey_fingerprint=subkey,
         indices=[s[-1] for s in shares],
     )
-    close(attempt.pgp_key)
+    otp_length = _otp_length(attempt, ctx.token_mode)
+    attempt.forget()
     return Status(
         started=True,
         nonce=nonce,
@@ -150,6 +206,7 @@ def complete(ctx: Context, state: State, attempt: Attempt, shares: list[bytes]) 
         pgp_subkey_fingerprint=subkey,
         complete=True,
         key=key,
+        otp_length=otp_length,
     )
 
 

@@ -10,6 +10,7 @@ from .. import pgp as pgp_module
 from .. import shamir
 from ..errors import BadRequest
 from ..store import ShareRecord, State
+from ..token import new_token, token_hash
 from .common import KEY_LENGTH, MAX_X, Context, custody_digest, encrypt, verifier
 from .quorum import wipe
 
@@ -18,10 +19,14 @@ __all__ = ["InitResult", "check_request", "initialize"]
 
 @dataclass(frozen=True)
 class InitResult:
-    """The shares of a new master key (encrypted where PGP keys were given)."""
+    """The shares of a new master key (encrypted where PGP keys were given).
+
+    ``root_token`` is the operator token in token mode, "" in open mode.
+    """
 
     keys: list[bytes]
     pgp_fingerprints: list[str]
+    root_token: str = ""
 
 
 def check_request(
@@ -62,6 +67,7 @@ def initialize(
     now = ctx.clock()
     custody_key = secrets.token_bytes(32)
     fingerprints = [k.fingerprint for k in keys]
+    root_token = new_token() if ctx.token_mode else ""
     records = tuple(
         ShareRecord(
             index=x,
@@ -81,6 +87,7 @@ def initialize(
             custody_key=custody_key,
             share_limit=share_limit,
             shares=records,
+            token_hash=token_hash(root_token) if root_token else "",
         ),
         "init",
         threshold=secret_threshold,
@@ -89,4 +96,4 @@ def initialize(
         indices=xs,
         pgp_fingerprints=fingerprints,
     )
-    return InitResult(keys=out, pgp_fingerprints=fingerprints)
+    return InitResult(keys=out, pgp_fingerprints=fingerprints, root_token=root_token)

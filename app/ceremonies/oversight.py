@@ -48,9 +48,13 @@ def registry(state: State, head: Head, since: str | None = None) -> Registry:
     )
 
 
-def health(state: State | None, *, generating: bool, adopting: bool) -> dict:
+def health(state: State | None, *, generating: bool, adopting: bool, ceremony_auth: str = "open") -> dict:
     """Report what a probe or a holder may know at a glance."""
     return {
+        # A client checks this before any write: pointed at a real Vault or
+        # OpenBao by mistake, it must not initialize that server.
+        "service": "generate-share",
+        "ceremony_auth": ceremony_auth,
         "initialized": state is not None,
         "generate_share_in_progress": generating,
         "adoption_in_progress": adopting,

@@ -39,12 +39,17 @@ class Quorum:
         lengths: range,
         record: Callable[..., None],
         require_nonce: bool = False,
+        reveal_nonce: bool = True,
     ):
         self.nonce = str(uuid.uuid4())
         self.required = required
         self._lengths = lengths
         self._record = record  # the store's trail: record(event, **fields)
         self._require_nonce = require_nonce
+        # In token mode a refusal does not offer the current nonce: a holder
+        # who copies it from the error instead of using the one the lead
+        # announced would defeat the pin (GET still shows it, on purpose).
+        self._reveal_nonce = reveal_nonce
         self._shares: list[bytearray] = []
 
     @property
@@ -117,13 +122,25 @@ class Quorum:
 
     def _check_nonce(self, nonce: str | None) -> None:
         if nonce is None:
-            if self._require_nonce:
+            if not self._require_nonce:
+                return
+            if self._reveal_nonce:
                 raise BadRequest(
                     "nonce is required on this server: send the nonce of the attempt "
                     f"in progress ({self.nonce}) with each share"
                 )
+            raise BadRequest(
+                "nonce is required on this server: send your share with the nonce the ceremony "
+                "lead announced for this ceremony; nothing was counted"
+            )
+        if hmac.compare_digest(nonce.encode(), self.nonce.encode()):
             return
-        if not hmac.compare_digest(nonce.encode(), self.nonce.encode()):
+        if self._reveal_nonce:
             raise BadRequest(
                 f"nonce does not match the attempt in progress; the current nonce is {self.nonce}"
             )
+        raise BadRequest(
+            "nonce does not match the ceremony in progress: it was cancelled and started again, "
+            "or it is not the one the ceremony lead announced; nothing was counted: do not send "
+            "your share again until the lead confirms the nonce"
+        )
