@@ -11,6 +11,7 @@ time, and never written to a log line, an audit line or an error.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import os
@@ -18,6 +19,7 @@ import secrets
 from pathlib import Path
 
 from .errors import Forbidden, StartupError
+from .folder import LOCK_FILE
 from .records import Store
 
 __all__ = [
@@ -67,6 +69,23 @@ def authorize(token: str | None, expected_hash: str) -> None:
         )
 
 
+def _refuse_if_served(folder: Path) -> None:
+    """Refuse, in the operator's terms, while a service holds the folder's lock."""
+    try:
+        fd = os.open(folder / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return  # no lock file, or a link: Store.open says what is wrong
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise StartupError(
+            f"a service is running on the data folder {folder.absolute()} (it holds the folder's "
+            "lock); stop it first: the operator token is only reset while the service is stopped"
+        ) from None
+    finally:
+        os.close(fd)  # closing drops the probe's lock; Store.open takes it for good
+
+
 def reset_token(data_dir: str | os.PathLike) -> str:
     """Replace the operator token of a stopped service's data folder; return the new one.
 
@@ -76,6 +95,7 @@ def reset_token(data_dir: str | os.PathLike) -> str:
     """
     if not Path(data_dir).is_dir():
         raise StartupError(f"there is no data folder {data_dir}; name the service's GENERATE_SHARE_DATA_DIR")
+    _refuse_if_served(Path(data_dir))
     store = Store.open(data_dir)
     try:
         if store.state is None:

@@ -11,6 +11,7 @@ from app.cli.audit import audit_group
 from app.cli.ceremony import cancel, decode, init, start, status, update
 from app.cli.custody import shares, verify_share
 from app.cli.options import Options
+from app.cli.token import token_group
 
 __all__ = ["cli", "main"]
 
@@ -103,7 +104,8 @@ def cli(
     ctx.obj = Options(address=address, ca_cert=ca_cert, output=output, proxy=proxy, token_file=token_file)
 
 
-for _command in (status, init, start, update, cancel, shares, verify_share, decode, adopt_group, audit_group):
+_COMMANDS = (status, init, start, update, cancel, shares, verify_share, decode, adopt_group, audit_group)
+for _command in (*_COMMANDS, token_group):
     cli.add_command(_command)
 
 
