@@ -12,8 +12,8 @@ from . import logs, pgp
 from .api import register_api
 from .api.common import EXTENSION
 from .errors import StartupError
+from .records import Store
 from .service import GenerateShareService
-from .store import Store
 from .token import AUTH_MODES
 
 __all__ = ["create_app"]

@@ -161,13 +161,3 @@ def _int(value: object, low: int, high: int) -> int:
     if type(value) is not int or not low <= value <= high:
         raise ValueError(f"expected a whole number from {low} to {high}")
     return value
-
-
-def __getattr__(name: str):
-    """Point callers of the old ``app.store.Store`` at ``app.records`` (transitional)."""
-    # TRANSITION: remove once the service and create_app import Store from app.records.
-    if name == "Store":
-        from .records import Store
-
-        return Store
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -105,13 +105,9 @@ RECORDS_LAYER = {
     "app.store": {"app.audit"},
     "app.records": {"app.audit", "app.errors", "app.folder", "app.store"},
 }
-# TRANSITION: app.store re-exports Store lazily from app.records until the
-# service and create_app import it from app.records; then delete this.
-TRANSITIONAL = {"app.store": {"app.records"}}
 
 
 @pytest.mark.parametrize("name", sorted(RECORDS_LAYER))
 def test_the_records_layer_imports_only_downwards(name):
-    allowed = RECORDS_LAYER[name] | TRANSITIONAL.get(name, set())
-    assert imports_of(name, lazy=True) <= allowed
+    assert imports_of(name, lazy=True) <= RECORDS_LAYER[name]
     assert imports_of(name, lazy=False) <= RECORDS_LAYER[name]
