@@ -34,7 +34,7 @@ soak: $(STAMP_TEST) check-gpg
 	$(BIN)/python -m pytest -m soak -s tests/test_soak.py
 
 openapi: $(STAMP_RUN)
-	$(BIN)/python -c 'import sys; from app.api.openapi import main; sys.exit(main())'
+	$(BIN)/python -m app.docs
 
 $(STAMP_BENCH): $(STAMP_TEST)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

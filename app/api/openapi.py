@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 from apispec import APISpec
@@ -27,7 +26,7 @@ from .contract import CROSS_SITE_ORIGIN, ERROR_TEXT, OPERATIONS, SHARED_REFUSALS
 from .oversight import VERSION
 from .reference import render_markdown
 
-__all__ = ["build_spec", "bp", "OPERATIONS", "render", "render_markdown", "main"]
+__all__ = ["build_spec", "bp", "OPERATIONS", "REFERENCE_PATH", "SPEC_PATH", "render", "render_markdown"]
 
 OPENAPI_VERSION = "3.0.3"
 PREFIX = "/v1/sys"  # the bare /sys aliases are named in the description only
@@ -410,26 +409,3 @@ def document():
     if _CACHE not in app.extensions:
         app.extensions[_CACHE] = build_spec(app)
     return app.response_class(json.dumps(app.extensions[_CACHE]), mimetype="application/json")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Write docs/openapi.json and docs/API.md (or into the folder given) from the code."""
-    import tempfile
-
-    from .. import create_app
-
-    args = sys.argv[1:] if argv is None else argv
-    folder = Path(args[0]) if args else SPEC_PATH.parent
-    with tempfile.TemporaryDirectory() as data:
-        app = create_app({"DATA_DIR": data})
-        try:
-            document = build_spec(app)
-        finally:
-            app.extensions["generate_share_store"].close()
-    for target, text in (
-        (SPEC_PATH.name, render(document)),
-        (REFERENCE_PATH.name, render_markdown(document)),
-    ):
-        (folder / target).write_text(text, encoding="utf-8")
-        print(f"wrote {folder / target}")
-    return 0
