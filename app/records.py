@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +54,8 @@ log = logging.getLogger(__name__)
 
 #: Events that change the state file; every other event only appends a line.
 STATE_EVENTS = frozenset({"init", "adopted", "share_issued", "share_verified", "root_token_reset"})
+#: What a line of a state event holds verbatim: only such lines need decoding to replay the trail.
+_STATE_WORDS = re.compile(b"|".join(re.escape(b'"%s"' % name.encode()) for name in sorted(STATE_EVENTS)))
 
 
 class Store:
@@ -334,7 +337,7 @@ def examine(lines: list[bytes], state: State | None, state_head: Head, file_head
     registry: dict[int, str] = {}
     digest = before = ""
     last: dict = {}
-    for number, event, digest in walk(lines):
+    for number, event, digest in walk(lines, parse=_STATE_WORDS):
         if number == state_head.seq and digest != state_head.digest:
             raise BrokenTrail(number, "the line differs from the one the state file recorded as head")
         if file_head is not None and number == file_head.seq and digest != file_head.digest:
@@ -343,7 +346,8 @@ def examine(lines: list[bytes], state: State | None, state_head: Head, file_head
             last = event
         else:
             before = digest
-            _apply(event, registry, number)
+            if event is not None:
+                _apply(event, registry, number)
     if state_head.seq > end:
         raise BrokenTrail(
             end + 1,
