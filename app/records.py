@@ -126,6 +126,10 @@ class Store:
             raise RuntimeError("that x was issued before")
         self._commit(event, fields, replace(state, shares=state.shares + (record,)))
 
+    def replace_token_hash(self, token_hash: str, event: str, /, **fields) -> None:
+        """Record durably that the operator token is now the one hashing to ``token_hash``."""
+        self._commit(event, fields, replace(self._require_state(), token_hash=token_hash))
+
     def _require_state(self) -> State:
         if self._state is None:
             raise RuntimeError("the store is not initialized")
