@@ -190,9 +190,13 @@ def test_the_proxy_option_is_obeyed_even_against_no_proxy(server, proxy, monkeyp
         ok(server.url, "--proxy", proxy.url, "update", input=keys[0] + "\n")
         ok(server.url, "--proxy", proxy.url, "status")
     assert decoy.seen == []
+    health = ("GET", f"{server.url}/v1/sys/health")  # asked before each command's first write
     assert proxy.seen == [
+        health,
         ("PUT", f"{server.url}/v1/sys/init"),
+        health,
         ("PUT", f"{server.url}/v1/sys/generate-share/attempt"),
+        health,
         ("GET", f"{server.url}/v1/sys/generate-share/attempt"),
         ("PUT", f"{server.url}/v1/sys/generate-share/update"),
         ("GET", f"{server.url}/v1/sys/generate-share/attempt"),
@@ -243,4 +247,4 @@ def test_tls_verification_is_passed_with_each_request(server, monkeypatch, tmp_p
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "no-such-bundle.pem"))
     ok(server.url, "init", "--shares", "3", "--threshold", "2")
     ok(server.url, "--ca-cert", certifi.where(), "status")
-    assert sent == [(False, True), (False, certifi.where())]
+    assert sent == [(False, True), (False, True), (False, certifi.where())]  # health, init, status
