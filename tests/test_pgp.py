@@ -13,14 +13,16 @@ from pathlib import Path
 import gnupg
 import pytest
 
-from app import pgp
 from app.pgp import (
     PGPError,
     PGPUnavailable,
     PublicKey,
     encrypt,
     fingerprint,
+    keys,
     load_public_key,
+    packets,
+    runner,
 )
 from gpgtools import Keyring
 
@@ -60,7 +62,7 @@ def homes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         created.append(home)
         return home
 
-    monkeypatch.setattr(pgp.tempfile, "mkdtemp", mkdtemp)
+    monkeypatch.setattr(runner.tempfile, "mkdtemp", mkdtemp)
     return created
 
 
@@ -178,7 +180,7 @@ def test_encrypt_blames_gpg_for_a_key_that_does_not_import_as_loaded(
 def daemons(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """Record, per GnuPG home, the processes alive before and after app.pgp stops them."""
     seen: list[tuple[str, str]] = []
-    real_stop = pgp._stop_daemons
+    real_stop = runner._stop_daemons
 
     def stop(home: str) -> None:
         # Look before the home is removed: gpg-agent also quits by itself once
@@ -187,7 +189,7 @@ def daemons(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
         real_stop(home)
         seen.append((before, processes_for(home)))
 
-    monkeypatch.setattr(pgp, "_stop_daemons", stop)
+    monkeypatch.setattr(runner, "_stop_daemons", stop)
     return seen
 
 
@@ -200,7 +202,7 @@ def test_no_home_or_process_is_left_behind(keyring: Keyring, homes: list[str], d
         load_public_key(keyring.secret_armored(Keyring.RSA))
     assert len(homes) == 1
     for home in homes:
-        assert os.path.dirname(home) == (pgp._home_root or tempfile.gettempdir())
+        assert os.path.dirname(home) == (runner._home_root or tempfile.gettempdir())
         assert not os.path.exists(home)
         assert processes_for(home) == ""
     assert daemons == [("", "")], "gpg started a daemon"
@@ -267,7 +269,7 @@ def test_a_ceremony_runs_gpg_three_times(keyring: Keyring, monkeypatch) -> None:
         return real_open(self, args, *rest, **kwargs)
 
     monkeypatch.setattr(gnupg.GPG, "_open_subprocess", counting)
-    monkeypatch.setattr(pgp, "_PROBED", {})
+    monkeypatch.setattr(runner, "_PROBED", {})
     for expected in (
         ["--list-config", "--import-options", "--import", "--encrypt"],
         ["--import-options", "--import", "--encrypt"],
@@ -282,9 +284,9 @@ def test_a_ceremony_runs_gpg_three_times(keyring: Keyring, monkeypatch) -> None:
 
 def test_an_agent_that_did_start_is_stopped(keyring: Keyring, daemons, monkeypatch) -> None:
     # Without --no-autostart gpg starts an agent for a secret key: the cleanup must stop it.
-    monkeypatch.setattr(pgp, "GPG_OPTIONS", [])
+    monkeypatch.setattr(runner, "GPG_OPTIONS", [])
     # Straight to gpg: load_public_key refuses a secret key before gpg sees it.
-    with pgp._gnupg() as gpg, pgp._gpg_run():
+    with runner._gnupg() as gpg, runner._gpg_run():
         assert gpg.scan_keys_mem(keyring.secret_armored(Keyring.ECC))
     [(before, after)] = daemons
     assert "gpg-agent" in before
@@ -365,7 +367,7 @@ def test_gpg_failing_is_the_servers_fault(
         subkey_fingerprint=keyring.encryption_subkey(Keyring.ECC),
         data=keyring.public_binary(Keyring.ECC),
     )
-    monkeypatch.setattr(pgp.shutil, "which", lambda name: str(fake) if name == "gpg" else None)
+    monkeypatch.setattr(runner.shutil, "which", lambda name: str(fake) if name == "gpg" else None)
     if failing != "--encrypt":
         with pytest.raises(PGPUnavailable):
             load_public_key(keyring.public_binary(Keyring.ECC))
@@ -383,8 +385,8 @@ def test_gpg_failing_is_the_servers_fault(
 def recipients(message: bytes) -> list[str]:
     """Return the key IDs (lowercase hex) a binary message's session-key packets name."""
     ids, position = [], 0
-    data = pgp._dearmored(message, "")
-    for tag, length in pgp._packets(data, ""):
+    data = packets._dearmored(message, "")
+    for tag, length in packets._packets(data, ""):
         first, octet = data[position], data[position + 1]
         if first & 0x40:  # new format: one, two or five length octets
             header = 1 + (1 if octet < 192 else 2 if octet < 224 else 5)
@@ -454,7 +456,7 @@ def test_a_subkey_that_will_not_last_the_attempt_is_refused(
 
 def test_the_minimum_lifetime_is_the_module_constant(keyring: Keyring, monkeypatch) -> None:
     # The expiring subkey lasts an hour from its creation: enough for a 10-minute minimum.
-    monkeypatch.setattr(pgp, "SUBKEY_MIN_LIFETIME_SECONDS", 600)
+    monkeypatch.setattr(keys, "SUBKEY_MIN_LIFETIME_SECONDS", 600)
     key = load_public_key(keyring.public_binary(Keyring.EXPIRING))
     assert key.subkey_fingerprint == keyring.encryption_subkey(Keyring.EXPIRING)
     key.close()

@@ -100,17 +100,17 @@ def test_one_unusable_init_key_refuses_the_whole_init(client, keyring):
 @pytest.fixture
 def live_homes(monkeypatch):
     """Return a function that lists the GnuPG homes app.pgp made that still exist."""
-    from app import pgp
+    from app.pgp import runner
 
     made: list[str] = []
-    real_mkdtemp = pgp.tempfile.mkdtemp
+    real_mkdtemp = runner.tempfile.mkdtemp
 
     def mkdtemp(*args, **kwargs):
         home = real_mkdtemp(*args, **kwargs)
         made.append(home)
         return home
 
-    monkeypatch.setattr(pgp.tempfile, "mkdtemp", mkdtemp)
+    monkeypatch.setattr(runner.tempfile, "mkdtemp", mkdtemp)
     return lambda: [home for home in made if os.path.exists(home)]
 
 

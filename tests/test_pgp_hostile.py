@@ -14,7 +14,15 @@ import pytest
 
 from app import create_app, pgp
 from app.errors import StartupError
-from app.pgp import PGPError, PGPUnavailable, encrypt, load_public_key, require_encrypted_message
+from app.pgp import (
+    PGPError,
+    PGPUnavailable,
+    encrypt,
+    load_public_key,
+    packets,
+    require_encrypted_message,
+    runner,
+)
 from gpgtools import Keyring
 from helpers import assert_error
 from server import Server
@@ -98,8 +106,8 @@ def test_a_corrupt_bzip2_packet_is_refused_without_gpg(no_gpg) -> None:
 def key_packets(key: bytes) -> list[tuple[int, bytes]]:
     """Split a binary exported key into (tag, packet bytes) with the parser under test."""
     out, position = [], 0
-    data = pgp._dearmored(key, "")
-    for tag, length in pgp._packets(data, ""):
+    data = packets._dearmored(key, "")
+    for tag, length in packets._packets(data, ""):
         # gpg --export writes new-format (0xC0 | tag) or old-format headers; re-frame each body.
         first = data[position]
         header = 1 + (
@@ -275,7 +283,7 @@ def test_anything_but_an_encrypted_message_is_refused(keyring: Keyring, make, re
 
 
 def test_homes_live_in_the_data_folder_and_leftovers_go_at_start(tmp_path, keyring, monkeypatch) -> None:
-    monkeypatch.setattr(pgp, "_home_root", None)
+    monkeypatch.setattr(runner, "_home_root", None)
     data = tmp_path / "data"
     first = create_app({"DATA_DIR": str(data)})
     root = data / "gnupg"
@@ -299,7 +307,7 @@ def test_homes_live_in_the_data_folder_and_leftovers_go_at_start(tmp_path, keyri
 
 @pytest.mark.parametrize("bad", ["world-writable", "symlink", "file"])
 def test_a_gnupg_folder_that_is_not_private_stops_the_start(tmp_path, monkeypatch, bad) -> None:
-    monkeypatch.setattr(pgp, "_home_root", None)
+    monkeypatch.setattr(runner, "_home_root", None)
     root = tmp_path / "gnupg"
     if bad == "world-writable":
         root.mkdir()
@@ -311,7 +319,7 @@ def test_a_gnupg_folder_that_is_not_private_stops_the_start(tmp_path, monkeypatc
         root.write_text("")
     with pytest.raises(StartupError, match=str(root)):
         pgp.set_home_root(str(root))
-    assert pgp._home_root is None
+    assert runner._home_root is None
 
 
 # Every gpg run has a time limit, and at most GPG_CONCURRENCY run at once.
@@ -333,7 +341,7 @@ def test_a_gpg_run_is_killed_at_its_time_limit(keyring, tmp_path, monkeypatch) -
     # exec: the stalled process is the one python-gnupg started, so killing it ends it.
     folder = slow_gpg(tmp_path / "bin", tmp_path / "marks", stall="exec sleep 600")
     monkeypatch.setenv("PATH", f"{folder}:/usr/bin:/bin")
-    monkeypatch.setattr(pgp, "GPG_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(runner, "GPG_TIMEOUT_SECONDS", 0.5)
     started = time.perf_counter()
     with pytest.raises(PGPUnavailable, match="longer than 0.5 seconds") as caught:
         load_public_key(keyring.public_binary(Keyring.ECC))
@@ -342,24 +350,24 @@ def test_a_gpg_run_is_killed_at_its_time_limit(keyring, tmp_path, monkeypatch) -
     # The stalled gpg is gone, and its slot is free again.
     found = subprocess.run(["pgrep", "-f", "sleep 600"], capture_output=True, text=True).stdout
     assert found == ""
-    assert pgp._SLOTS.acquire(timeout=0) and pgp._SLOTS.acquire(timeout=0)
-    pgp._SLOTS.release()
-    pgp._SLOTS.release()
+    assert runner._SLOTS.acquire(timeout=0) and runner._SLOTS.acquire(timeout=0)
+    runner._SLOTS.release()
+    runner._SLOTS.release()
 
 
 def test_a_busy_gpg_answers_at_once_with_503(keyring, monkeypatch) -> None:
-    monkeypatch.setattr(pgp, "_SLOTS", threading.BoundedSemaphore(2))
-    monkeypatch.setattr(pgp, "GPG_WAIT_SECONDS", 0.2)
-    assert pgp._SLOTS.acquire() and pgp._SLOTS.acquire()  # two expensive runs in progress
+    monkeypatch.setattr(runner, "_SLOTS", threading.BoundedSemaphore(2))
+    monkeypatch.setattr(runner, "GPG_WAIT_SECONDS", 0.2)
+    assert runner._SLOTS.acquire() and runner._SLOTS.acquire()  # two expensive runs in progress
     started = time.perf_counter()
     with pytest.raises(PGPUnavailable, match="gpg is busy") as caught:
         load_public_key(keyring.public_binary(Keyring.ECC))
     assert 0.2 <= time.perf_counter() - started < 1
     assert caught.value.status == 503
-    pgp._SLOTS.release()
+    runner._SLOTS.release()
     key = load_public_key(keyring.public_binary(Keyring.ECC))  # one slot free: served
     key.close()
-    pgp._SLOTS.release()
+    runner._SLOTS.release()
 
 
 def start_body(data: bytes) -> dict:
