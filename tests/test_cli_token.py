@@ -284,6 +284,8 @@ def test_a_token_mode_ceremony_through_the_cli(server, tmp_path):
     assert "generate-share decode --otp - --key-base64 <masked share>" in started
     assert token not in started
     assert len(base64.b64decode(pad)) == 33 == server.get(ATTEMPT).json()["otp_length"]
+    status = ok(server.url, "status").stdout
+    assert "One-time pad:    33 bytes, held by the lead" in status and pad not in status
 
     # Without --nonce and without a terminal: refused before the share is read; nothing counted.
     blind = run(server.url, "update", input=keys[0] + "\n")
@@ -303,6 +305,8 @@ def test_a_token_mode_ceremony_through_the_cli(server, tmp_path):
     masked = re.search(r"generate-share decode --otp - --key-base64 (\S+)", last.stdout).group(1)
     assert pad not in last.output
 
+    with_gpg = run(server.url, "decode", "--key-base64", masked)
+    assert with_gpg.exit_code == 2 and "is unmasked with --otp instead" in with_gpg.stderr
     unmasked = ok(server.url, "--format", "json", "decode", "--otp", "-", "--key-base64", masked, input=pad)
     new = json.loads(unmasked.stdout)["key"]
     # The new share rebuilds the key with two shares that never took part; the masked one does not.

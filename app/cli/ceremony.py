@@ -37,6 +37,8 @@ def status(options: Options) -> None:
     subkey = subkey_line(s) if s["started"] else None
     if subkey:
         click.echo(subkey)
+    if s.get("otp_length"):
+        click.echo(f"One-time pad:    {s['otp_length']} bytes, held by the lead (the new share is masked)")
 
 
 @click.command()
@@ -233,7 +235,10 @@ def decode(options: Options, key_base64: str, otp: str | None, gnupg_home: str |
     try:
         pgp.require_encrypted_message(message)
     except pgp.PGPError as exc:
-        fail_usage(f"--key-base64 does not hold a share encrypted to your key. {exc}")
+        fail_usage(
+            f"--key-base64 does not hold a share encrypted to your key. {exc} A share masked with a "
+            "one-time pad (no --pgp-key in token mode) is unmasked with --otp instead."
+        )
     command = ["gpg", *(["--homedir", gnupg_home] if gnupg_home else []), "--quiet", "--decrypt"]
     try:
         completed = subprocess.run(command, input=message, capture_output=True, check=False)
