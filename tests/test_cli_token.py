@@ -286,6 +286,10 @@ def test_a_token_mode_ceremony_through_the_cli(server, tmp_path):
     assert len(base64.b64decode(pad)) == 33 == server.get(ATTEMPT).json()["otp_length"]
     status = ok(server.url, "status").stdout
     assert "One-time pad:    33 bytes, held by the lead" in status and pad not in status
+    assert (
+        "PGP fingerprint: none (the new share will be returned masked with the lead's one-time pad)" in status
+    )
+    assert "unencrypted" not in started + status
 
     # Without --nonce and without a terminal: refused before the share is read; nothing counted.
     blind = run(server.url, "update", input=keys[0] + "\n")

@@ -33,7 +33,10 @@ def status(options: Options) -> None:
     click.echo(f"Started:         {'true' if s['started'] else 'false'}")
     click.echo(f"Progress:        {progress(s)}")
     click.echo(f"Nonce:           {s['nonce'] or '-'}")
-    click.echo(f"PGP fingerprint: {fingerprint_line(s['pgp_fingerprint']) if s['started'] else '-'}")
+    masked = bool(s.get("otp_length"))
+    click.echo(
+        f"PGP fingerprint: {fingerprint_line(s['pgp_fingerprint'], masked=masked) if s['started'] else '-'}"
+    )
     subkey = subkey_line(s) if s["started"] else None
     if subkey:
         click.echo(subkey)
@@ -109,7 +112,7 @@ def start(options: Options, pgp_key: str | None) -> None:
     click.echo("Share generation attempt started.")
     click.echo(f"Nonce:           {s['nonce']}")
     click.echo(f"Progress:        {progress(s)}")
-    click.echo(f"PGP fingerprint: {fingerprint_line(s['pgp_fingerprint'])}")
+    click.echo(f"PGP fingerprint: {fingerprint_line(s['pgp_fingerprint'], masked=bool(s.get('otp')))}")
     subkey = subkey_line(s)
     if subkey:
         click.echo(subkey)
@@ -137,7 +140,8 @@ def start(options: Options, pgp_key: str | None) -> None:
 
 def _encrypted_to(status: dict) -> str:
     """Describe, before a share is asked for, the key and subkey the new share is encrypted to."""
-    line = f"new share encrypted to: {fingerprint_line(status['pgp_fingerprint'])}"
+    masked = bool(status.get("otp_length"))
+    line = f"new share encrypted to: {fingerprint_line(status['pgp_fingerprint'], masked=masked)}"
     subkey = status.get("pgp_subkey_fingerprint")
     if isinstance(subkey, str) and subkey:
         line += f", subkey {grouped(subkey)}"

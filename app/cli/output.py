@@ -26,8 +26,10 @@ def grouped(fingerprint: str) -> str:
     return " ".join(groups)
 
 
-def fingerprint_line(fingerprint: str) -> str:
+def fingerprint_line(fingerprint: str, *, masked: bool = False) -> str:
     """Describe the attempt's PGP key for people who compare it out loud."""
+    if not fingerprint and masked:
+        return "none (the new share will be returned masked with the lead's one-time pad)"
     if not fingerprint:
         return "none (the new share will be returned unencrypted)"
     return f"{fingerprint}  ({grouped(fingerprint)})"
