@@ -272,3 +272,55 @@ def test_sigterm_lets_requests_in_flight_finish_cleanly(tmp_path, keyring):
         registry = {s["index"] for s in again.get(f"{V1}/shares").json()["shares"]}
         assert issued <= registry and len(registry) == 9 + len(issued)
     assert not list(data.glob(".*.tmp"))
+
+
+# -- a crash at each step of recording an event that changes no state -------------
+
+EVENT_CHILD = r"""
+import os, signal, sys
+from app.records import Store
+
+data, step = sys.argv[1], int(sys.argv[2])
+store = Store.open(data)
+calls = 0
+def hooked(real):
+    def call(*args, **kwargs):
+        global calls
+        result = real(*args, **kwargs)
+        calls += 1
+        if calls == step:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+    return call
+
+# The steps of recording a refusal: append the line (write, fdatasync), then
+# overwrite one copy of the head in the head file (pwrite, fdatasync).
+os.write, os.fdatasync, os.pwrite = hooked(os.write), hooked(os.fdatasync), hooked(os.pwrite)
+store.record("refused", action="start_attempt", reason="a reason")
+"""
+
+EVENT_STEPS = ["line written", "line fsynced", "head written", "head fsynced", "none"]
+
+
+@pytest.mark.parametrize("step", range(1, 6), ids=EVENT_STEPS)
+def test_a_crash_while_recording_a_refusal_starts_cleanly_and_cuts_nothing_unnoticed(tmp_path, step):
+    data = tmp_path / "data"
+    store = Store.open(data)
+    store.record("refused", action="initialize", reason="first")
+    store.close()
+    child = subprocess.run(
+        [sys.executable, "-c", EVENT_CHILD, str(data), str(step)], cwd=ROOT, capture_output=True, timeout=60
+    )
+    assert child.returncode == (0 if step == 5 else -9), child.stderr
+    # The line is durable from its write on, so it is kept, whether or not its head was.
+    store = Store.open(data)
+    try:
+        assert store.head.seq == 2
+    finally:
+        store.close()
+    report = records.verify(data)
+    assert report.ok and report.head.seq == 2, report.message
+    # And now that the head is recorded, cutting that line shows.
+    lines = (data / "audit.log").read_bytes().splitlines(keepends=True)
+    (data / "audit.log").write_bytes(b"".join(lines[:-1]))
+    assert not records.verify(data).ok
