@@ -133,11 +133,20 @@ def test_init_of_255_shares_uses_every_x_and_leaves_no_room(client):
     ],
 )
 def test_bad_init_bodies_are_refused_and_change_nothing(client, body, fragment):
+    folder = client.application.extensions["generate_share_store"].path
+    before = sorted(p.name for p in folder.iterdir())
+    state = (folder / "state.json").read_bytes()
     r = client.put(f"{V1}/init", data=body, content_type="application/json")
     assert_error(r, 400, fragment)
     assert client.get(f"{V1}/init").get_json() == {"initialized": False}
-    folder = client.application.extensions["generate_share_store"].path
-    assert sorted(p.name for p in folder.iterdir()) == ["audit.log", "lock"]
+    # Only the refusal's trail line and head move; no other file appears, and
+    # the state file is byte for byte what it was.
+    assert (
+        sorted(p.name for p in folder.iterdir())
+        == before
+        == ["audit.head", "audit.log", "lock", "state.json"]
+    )
+    assert (folder / "state.json").read_bytes() == state
 
 
 # -- the attempt ------------------------------------------------------------
