@@ -71,6 +71,7 @@ class Store:
         self._state = state
         self._head = head
         self._clock = clock
+        self._watchers: list = []
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, clock=None) -> Store:
@@ -101,6 +102,15 @@ class Store:
     def head(self) -> Head:
         """Return the audit trail's last line."""
         return self._head
+
+    @property
+    def folder(self) -> DataFolder:
+        """Return the open, locked data folder (for files beside the records, such as notify cursors)."""
+        return self._folder
+
+    def watch(self, callback) -> None:
+        """Call ``callback(seq)`` after each event is committed (under the caller's lock: keep it cheap)."""
+        self._watchers.append(callback)
 
     def record(self, event: str, /, **fields) -> None:
         """Append one event to the audit trail, durably, without a change of state."""
@@ -165,6 +175,8 @@ class Store:
         self._head = head
         if state is not None:
             self._state = state
+        for callback in self._watchers:
+            callback(head.seq)
 
     def _restore_head_copy(self, seq: int) -> None:
         """Put the current head back into the copy a failed write may have changed."""
