@@ -4,11 +4,13 @@ import logging
 import re
 import time
 import uuid
+from functools import partial
 
 from flask import Flask, Response, current_app, g, request
 
 from ..audit import REQUEST, RequestInfo
 from .errors import error_response, shorten
+from .metrics import REQUEST_COUNTS, RequestCounts
 
 __all__ = ["register"]
 
@@ -75,8 +77,9 @@ def _refuse_cross_site() -> Response | None:
     )
 
 
-def _finish(response: Response) -> Response:
-    """Add the headers every reply carries and write the access log line."""
+def _finish(counts: RequestCounts, response: Response) -> Response:
+    """Count the reply, add the headers every reply carries and write the access log line."""
+    counts.add(response.status_code)
     # Replies can carry shares: keep them out of every cache, and never let a
     # browser guess another type.
     headers = response.headers
@@ -123,5 +126,7 @@ def register(app: Flask) -> None:
     """Install the hooks."""
     app.before_request(_begin)
     app.before_request(_refuse_cross_site)  # after _begin: the refusal carries a request id
-    app.after_request(_finish)
+    # The app's counts are bound here, not looked up per request in app.extensions.
+    counts = app.extensions.setdefault(REQUEST_COUNTS, RequestCounts())
+    app.after_request(partial(_finish, counts))
     app.teardown_request(_end)

@@ -29,6 +29,8 @@ __all__ = [
     "InitStatusReply",
     "SharesReply",
     "HealthReply",
+    "HealthQuery",
+    "MetricsQuery",
     "ErrorReply",
 ]
 
@@ -400,6 +402,81 @@ class HealthReply(Schema):
     share_limit = fields.Integer(required=True, allow_none=True)
     shares_issued = fields.Integer(required=True)
     version = fields.String(required=True)
+    sealed = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "true when the service cannot write its data folder (read-only, full, or "
+            "not writable by its user): it can then record no ceremony, and health answers 503"
+        },
+    )
+    standby = fields.Boolean(
+        required=True, metadata={"description": "always false: one process serves a data folder"}
+    )
+
+
+# 1xx is left out: it is no final reply, and a client given one waits for the real reply forever.
+_STATUS_CODE = "{name} must be an HTTP status code, a whole number from 200 to 599"
+
+
+class StatusCode(fields.Integer):
+    """A status code a probe asks health to answer with, as Vault's health takes it."""
+
+    def __init__(self, name: str, default: int):
+        message = _STATUS_CODE.format(name=name)
+        super().__init__(
+            load_default=default,
+            strict=False,
+            validate=validate.Range(200, 599, error=message),
+            error_messages={"invalid": message, "too_large": message},
+            metadata={"description": f"the status to answer with instead of {default}"},
+        )
+
+
+class VaultBool(fields.Boolean):
+    """A flag as Vault's health reads it: present without a value counts as true."""
+
+    truthy = {"", "true", "True", "TRUE", "t", "T", "1"}
+    falsy = {"false", "False", "FALSE", "f", "F", "0"}
+
+    def __init__(self, name: str, text: str):
+        super().__init__(
+            load_default=False,
+            error_messages={"invalid": f"{name} must be true or false (or given without a value, for true)"},
+            metadata={"description": text},
+        )
+
+
+class HealthQuery(Schema):
+    """GET or HEAD /sys/health?uninitcode=...: Vault's overrides of the status code."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    activecode = StatusCode("activecode", 200)
+    uninitcode = StatusCode("uninitcode", 501)
+    sealedcode = StatusCode("sealedcode", 503)
+    # Vault's codes for the states of a cluster this service never is in: checked, never used.
+    standbycode = StatusCode("standbycode", 429)
+    performancestandbycode = StatusCode("performancestandbycode", 473)
+    drsecondarycode = StatusCode("drsecondarycode", 472)
+    standbyok = VaultBool("standbyok", "accepted for Vault's probes; the service is never a standby")
+    perfstandbyok = VaultBool("perfstandbyok", "accepted for Vault's probes; the service is never a standby")
+
+
+class MetricsQuery(Schema):
+    """GET /sys/metrics?format=prometheus."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    format = fields.String(
+        load_default="",
+        validate=validate.OneOf(
+            ["", "prometheus"],
+            error="format must be prometheus (Prometheus' text format), or absent for Vault's JSON metrics",
+        ),
+        metadata={"description": "prometheus for Prometheus' text format; absent for Vault's JSON shape"},
+    )
 
 
 class ErrorReply(Schema):
