@@ -202,12 +202,27 @@ class GenerateShareService:
 
     def health(self) -> dict:
         """Report what a probe or a holder may know at a glance."""
+        can_write = oversight.writable(self._store.path)  # outside the lock: system calls
         with self._lock:
             return oversight.health(
                 self._store.state,
                 generating=self._attempt is not None,
                 adopting=self._adoption is not None,
                 ceremony_auth=self.ceremony_auth,
+                can_write=can_write,
+            )
+
+    def overview(self) -> oversight.Overview:
+        """Gather the numbers a metrics scrape shows, all of them public."""
+        can_write = oversight.writable(self._store.path)
+        with self._lock:
+            attempt = self._attempt
+            return oversight.overview(
+                self._store.state,
+                self._store.head,
+                progress=attempt.quorum.progress if attempt is not None else None,
+                adopting=self._adoption is not None,
+                can_write=can_write,
             )
 
     def record_refusal(self, action: str, reason: str) -> None:
