@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import logs, pgp
+from . import logs, notify, pgp
 from .api import register_api
 from .api.common import EXTENSION
 from .errors import StartupError
@@ -31,6 +31,11 @@ DEFAULTS = {
     "PROVIDE_AUTOMATIC_OPTIONS": False,
     # Web origins whose pages may send writes (see app/api/lifecycle.py): none.
     "ALLOWED_ORIGINS": "",
+    # Webhook receivers for every audit event (app/notify.py): none.
+    "NOTIFY_URL": "",
+    "NOTIFY_SECRET": "",
+    "NOTIFY_EVENTS": "",
+    "NOTIFY_REQUIRED": False,
 }
 
 
@@ -46,6 +51,7 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     else:
         app.config.from_mapping(test_config)
     _check_config(app.config)
+    notices = notify.settings(app.config)
     logs.configure(app.config["LOG_LEVEL"])
     proxies = app.config["TRUSTED_PROXIES"]
     if proxies:
@@ -57,12 +63,15 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     # Temporary GnuPG homes live in the data folder, which the store's lock makes
     # this process's alone: homes a killed worker left there are removed now.
     pgp.set_home_root(os.path.join(store.path, "gnupg"))
+    notifier = notify.Notifier.attach(store, notices)
     app.extensions[EXTENSION] = GenerateShareService(
         store=store,
+        notifier=notifier,
         require_nonce=bool(app.config["REQUIRE_NONCE"]),
         ceremony_auth=app.config["CEREMONY_AUTH"],
     )
     app.extensions["generate_share_store"] = store
+    app.extensions["generate_share_notifier"] = notifier
     register_api(app)
     return app
 

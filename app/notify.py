@@ -30,6 +30,7 @@ This module imports nothing from Flask.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import hmac
 import json
@@ -183,9 +184,11 @@ def payload(line: bytes) -> tuple[dict, bytes]:
     """Return one trail line's notification: the event and its exact body bytes."""
     doc = json.loads(line)
     for name in _FORBIDDEN & doc.keys():
-        # Never reached by the events the service writes; a guard for future ones.
-        log.error("notify: dropped field %r from event %s", name, doc.get("event"))
-        del doc[name]
+        # Text under such a name could be key material. The events the service
+        # writes hold none (``shares`` in ``init`` is a count); a guard for future ones.
+        if isinstance(doc[name], (str, list, dict)):
+            log.error("notify: dropped field %r from event %s", name, doc.get("event"))
+            del doc[name]
     doc["audit_head"] = {"seq": doc.get("seq"), "hash": line_hash(line)}
     return doc, json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
@@ -212,6 +215,16 @@ class Notifier:
             raw = _read_all(self._fd)
             for url in self.settings.urls:
                 self._targets.append(_Target(self, url, raw))
+
+    @classmethod
+    def attach(cls, store, config: Settings) -> Notifier:
+        """Deliver ``store``'s commits from now on (threads only when URLs are set); stop at exit."""
+        notifier = cls(store.folder, store.head.seq, config)
+        store.watch(notifier.committed)
+        if notifier._targets:
+            notifier.start()
+            atexit.register(notifier.stop)
+        return notifier
 
     @property
     def required(self) -> bool:

@@ -29,6 +29,8 @@ from .ceremonies.custody import Custody
 from .ceremonies.generate import Status
 from .ceremonies.init import InitResult
 from .ceremonies.oversight import Registry
+from .errors import Conflict, Unavailable
+from .notify import CONFIRM_SECONDS, Notifier
 from .records import Store
 from .store import State
 from .token import AUTH_MODES
@@ -55,6 +57,7 @@ class GenerateShareService:
         require_nonce: bool = False,
         ceremony_auth: str = "open",
         clock: Callable[[], str] = utc_now,
+        notifier: Notifier | None = None,
     ):
         # "open" here so that a service built by hand behaves as the seed did;
         # create_app passes GENERATE_SHARE_CEREMONY_AUTH, whose default is "token".
@@ -69,6 +72,9 @@ class GenerateShareService:
         self._lock = threading.Lock()
         self._attempt: generate.Attempt | None = None
         self._adoption: adoption.Adoption | None = None
+        self._notifier = notifier or Notifier()
+        #: A ceremony whose start event the receivers have not yet accepted (NOTIFY_REQUIRED).
+        self._unconfirmed: generate.Attempt | adoption.Adoption | None = None
 
     # -- initialization -------------------------------------------------
 
@@ -120,11 +126,16 @@ class GenerateShareService:
             with self._lock:
                 state = self._state()
                 generate.check_start(state, self._attempt)  # again: the state may have changed
-                self._attempt = generate.start(self._ctx, state, key)
-                return generate.started(state, self._attempt, token_mode=self._ctx.token_mode)
+                attempt = self._attempt = generate.start(self._ctx, state, key)
+                reply = generate.started(state, attempt, token_mode=self._ctx.token_mode)
+                if not self._notifier.required:
+                    return reply
+                self._unconfirmed, seq = attempt, self._store.head.seq
         except BaseException:
             close(key)  # a refused start keeps no GnuPG home
             raise
+        self._confirm(seq, attempt, "the attempt", lambda: generate.cancel(self._ctx, attempt))
+        return reply
 
     def cancel(self, token: str | None = None) -> None:
         """Drop the attempt in progress and every share submitted to it."""
@@ -140,6 +151,7 @@ class GenerateShareService:
         with self._lock:
             state = self._state()
             attempt = generate.require_attempt(self._attempt)
+            self._refuse_unconfirmed(attempt)
             if not attempt.quorum.add(key, nonce):
                 return generate.status(state, attempt, token_mode=self._ctx.token_mode)
             with attempt.quorum.spent() as shares:
@@ -167,7 +179,13 @@ class GenerateShareService:
             adoption.refuse_second(self._adoption)
             self._require_uninitialized()
             self._adoption, root_token = adoption.start(self._ctx, request)
-            return replace(adoption.status(self._adoption), root_token=root_token)
+            reply = replace(adoption.status(self._adoption), root_token=root_token)
+            if not self._notifier.required:
+                return reply
+            current = self._unconfirmed = self._adoption
+            seq = self._store.head.seq
+        self._confirm(seq, current, "the adoption", lambda: adoption.cancel(self._ctx, current))
+        return reply
 
     def cancel_adoption(self, token: str | None = None) -> None:
         """Drop the adoption in progress and every share submitted to it."""
@@ -181,6 +199,7 @@ class GenerateShareService:
         """Take one existing share; with ``required`` of them, adopt the set."""
         with self._lock:
             current = adoption.require_adoption(self._adoption)
+            self._refuse_unconfirmed(current)
             if not current.quorum.add(key, nonce):
                 return adoption.status(current)
             with current.quorum.spent() as shares:
@@ -231,6 +250,37 @@ class GenerateShareService:
             self._store.record("refused", action=action, reason=reason)
 
     # -- helpers ----------------------------------------------------------
+
+    def _confirm(self, seq: int, ceremony, name: str, cancel: Callable[[], None]) -> None:
+        """Wait, outside the lock, until every receiver accepted line ``seq``; else cancel and refuse."""
+        # Outside the lock: a receiver that hangs delays only this start, not
+        # health probes or other requests; holders meanwhile get a Conflict.
+        accepted = self._notifier.confirm(seq, CONFIRM_SECONDS)
+        with self._lock:
+            self._unconfirmed = None
+            current = self._attempt if isinstance(ceremony, generate.Attempt) else self._adoption
+            if current is not ceremony:
+                raise Conflict(f"{name} was cancelled while its start event was being delivered")
+            if accepted:
+                return
+            cancel()
+            if current is self._attempt:
+                self._attempt = None
+            else:
+                self._adoption = None
+        raise Unavailable(
+            f"{name} did not start: GENERATE_SHARE_NOTIFY_REQUIRED is on and a notification "
+            f"receiver did not accept its start event within {CONFIRM_SECONDS:g} s (refused, "
+            "unreachable or slow); nothing started: retry once every receiver is reachable"
+        )
+
+    def _refuse_unconfirmed(self, ceremony) -> None:
+        """Refuse a share for a ceremony whose start the receivers have not yet accepted."""
+        if ceremony is self._unconfirmed:
+            raise Conflict(
+                "this ceremony's start is still waiting for the notification receivers to accept "
+                "it; submit the share once the lead has the start reply"
+            )
 
     def _state(self) -> State:
         return require_state(self._store.state)
