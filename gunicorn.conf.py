@@ -5,7 +5,11 @@ worker may serve a data folder; the service also locks the folder, so a
 second process fails to start. Scale with threads.
 """
 
+import ipaddress
+import logging
 import os
+import socket
+import ssl
 import sys
 
 bind = os.environ.get("GENERATE_SHARE_BIND", "127.0.0.1:8200")
@@ -33,6 +37,53 @@ loglevel = os.environ.get("GENERATE_SHARE_LOG_LEVEL", "info").lower()
 # gunicorn 27's control socket is shared per user; the service needs none.
 control_socket_disable = True
 
+#: The exit status of a start this file refuses (gunicorn's own APP_LOAD_ERROR);
+#: a worker that cannot open the data folder makes the master exit 3
+#: (WORKER_BOOT_ERROR). deploy/generate-share.service does not restart on either.
+REFUSED = 4
+
+
+def _refuse(sentence: str) -> None:
+    """Print why the service will not start, and exit without a traceback."""
+    print(f"generate-share: refusing to start: {sentence}", file=sys.stderr)
+    sys.exit(REFUSED)
+
+
+def _tls_files() -> tuple[str, str] | None:
+    """Return the certificate and key files for native TLS, or None; refuse a half or bad pair."""
+    cert = os.environ.get("GENERATE_SHARE_TLS_CERT_FILE", "")
+    key = os.environ.get("GENERATE_SHARE_TLS_KEY_FILE", "")
+    if not cert and not key:
+        return None
+    if not cert or not key:
+        _refuse(
+            "GENERATE_SHARE_TLS_CERT_FILE and GENERATE_SHARE_TLS_KEY_FILE go together: set both "
+            "(PEM certificate chain and its private key) for HTTPS, or neither for plain HTTP"
+        )
+    for name, path in (("GENERATE_SHARE_TLS_CERT_FILE", cert), ("GENERATE_SHARE_TLS_KEY_FILE", key)):
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            _refuse(f"{name} names {path}, which cannot be read ({exc.strerror})")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, ValueError) as exc:
+        # The reason only: a key file's contents never reach a message.
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        _refuse(
+            f"GENERATE_SHARE_TLS_CERT_FILE ({cert}) and GENERATE_SHARE_TLS_KEY_FILE ({key}) must be a "
+            f"PEM certificate chain and its unencrypted private key ({reason})"
+        )
+    return cert, key
+
+
+# Native TLS: gunicorn serves HTTPS itself, and app/worker.py still reads each
+# request (handshake included) in its main loop before a thread sees it.
+_tls = _tls_files()
+if _tls:
+    certfile, keyfile = _tls
+
 
 def on_starting(server):
     """Refuse more than one worker: a second process could not see the attempt."""
@@ -43,4 +94,52 @@ def on_starting(server):
             "scale with GENERATE_SHARE_THREADS",
             file=sys.stderr,
         )
-        sys.exit(4)
+        sys.exit(REFUSED)
+
+
+def post_worker_init(worker):
+    """Log one line at start: where, which folder, initialized or not, mode, TLS; warn on bare HTTP."""
+    log = logging.getLogger("app.startup")
+    app = worker.wsgi
+    store = app.extensions.get("generate_share_store")
+    tls = bool(worker.cfg.is_ssl)
+    addresses = [_address(s.sock) for s in worker.sockets]
+    log.info(
+        "generate-share started: listening on %s, data folder %s, %s, ceremony auth %s, TLS %s",
+        ", ".join(addresses),
+        store.path if store else "?",
+        "initialized" if store and store.state is not None else "not initialized",
+        app.config.get("CEREMONY_AUTH"),
+        "on" if tls else "off",
+        extra={
+            "addresses": addresses,
+            "data_dir": str(store.path) if store else None,
+            "initialized": bool(store and store.state is not None),
+            "ceremony_auth": app.config.get("CEREMONY_AUTH"),
+            "tls": tls,
+        },
+    )
+    exposed = [a for s, a in zip(worker.sockets, addresses, strict=True) if not _local(s.sock)]
+    if exposed and not tls:
+        log.warning(
+            "listening beyond loopback (%s) without TLS: shares, pads and the operator token would "
+            "cross the network in clear; set GENERATE_SHARE_TLS_CERT_FILE and "
+            "GENERATE_SHARE_TLS_KEY_FILE, or bind 127.0.0.1 behind a TLS reverse proxy",
+            ", ".join(exposed),
+        )
+
+
+def _address(sock) -> str:
+    """Return a listener's address as a URL-ish string (a path for a Unix socket)."""
+    name = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        return f"unix:{name}"
+    host = f"[{name[0]}]" if sock.family == socket.AF_INET6 else name[0]
+    return f"{host}:{name[1]}"
+
+
+def _local(sock) -> bool:
+    """Tell whether a listener is reachable only from this host (loopback or a Unix socket)."""
+    if sock.family == socket.AF_UNIX:
+        return True
+    return ipaddress.ip_address(sock.getsockname()[0].split("%")[0]).is_loopback

@@ -17,8 +17,12 @@ already in memory.
 - Closing after a reply lingers in the main loop, not in a thread or in a
   blocking drain.
 
-TLS, HTTP/2 cleartext and the PROXY protocol keep gunicorn's own path
-(``buffering`` is off): their bytes cannot be framed here before a handshake.
+With TLS (gunicorn's ``certfile``/``keyfile``), the main loop also makes the
+handshake, without blocking (``do_handshake_on_connect=False``, waiting in the
+poller on whichever direction OpenSSL wants), and reads the request through
+the TLS socket: a client that stalls mid-handshake holds no thread either.
+HTTP/2 (cleartext, or offered by ALPN) and the PROXY protocol keep gunicorn's
+own path (``buffering`` is off): their bytes cannot be framed here.
 
 gunicorn loads this module in its master: it imports nothing from Flask.
 """
@@ -30,9 +34,12 @@ import os
 import re
 import selectors
 import socket
+import ssl
 import time
 from functools import partial
 
+from gunicorn import http
+from gunicorn import sock as gsock
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
 __all__ = ["BufferingWorker", "RequestArrival", "read_setting"]
@@ -195,10 +202,12 @@ class RequestArrival:
 
 
 class BufferedConn(TConn):
-    """A plain-TCP connection whose request is read in the main loop first."""
+    """A connection whose request (and TLS handshake) is read in the main loop first."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.handshaken = not self.cfg.is_ssl
+        self.waiting_for = selectors.EVENT_READ
         self.arrival: RequestArrival | None = None
         self.deadline = 0.0
         self.pending = b""  # the whole request, for the parser
@@ -208,6 +217,11 @@ class BufferedConn(TConn):
 
     def init(self):
         """Set up the parser, give it the bytes read so far, and bound any further read."""
+        if self.cfg.is_ssl and not self.initialized:
+            # The socket is wrapped and its handshake done: gthread would wrap it again.
+            self.initialized = True
+            self.sock.setblocking(True)
+            self.parser = http.get_parser(self.cfg, self.sock, self.client)
         super().init()
         if self.pending:
             self.parser.unreader.unread(self.pending)
@@ -223,7 +237,9 @@ class BufferingWorker(ThreadWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         cfg = self.cfg
-        self.buffering = not cfg.is_ssl and cfg.http2_cleartext == "off" and cfg.proxy_protocol == "off"
+        h2_over_tls = cfg.is_ssl and bool(gsock._get_alpn_protocols(cfg))  # noqa: SLF001 (gunicorn's own test)
+        self.buffering = not h2_over_tls and cfg.http2_cleartext == "off" and cfg.proxy_protocol == "off"
+        self.tls = gsock.ssl_context(cfg) if cfg.is_ssl and self.buffering else None
         # Insertion order is deadline order: every deadline is "now" plus a constant.
         self.arriving: dict[BufferedConn, None] = {}
         self.closing: dict[BufferedConn, None] = {}
@@ -232,7 +248,7 @@ class BufferingWorker(ThreadWorker):
         """Say which path connections take, then start as gthread does."""
         if not self.buffering:
             self.log.warning(
-                "TLS, HTTP/2 cleartext or the PROXY protocol is on: requests are read by gthread's "
+                "HTTP/2 or the PROXY protocol is on: requests are read by gthread's "
                 "threads, and slow clients can hold them; put a reverse proxy in front"
             )
         super().init_process()
@@ -250,7 +266,20 @@ class BufferingWorker(ThreadWorker):
                 raise
             return None
         self.nr_conns += 1
-        conn = BufferedConn(self.cfg, client_sock, client_addr, listener.getsockname())
+        server = listener.getsockname()
+        if self.tls is not None:
+            try:
+                client_sock = self.tls.wrap_socket(
+                    client_sock,
+                    server_side=True,
+                    do_handshake_on_connect=False,
+                    suppress_ragged_eofs=self.cfg.suppress_ragged_eofs,
+                )
+            except OSError:
+                self.nr_conns -= 1
+                client_sock.close()
+                return None
+        conn = BufferedConn(self.cfg, client_sock, client_addr, server)
         self._start_arrival(conn, b"")
         return None
 
@@ -260,16 +289,28 @@ class BufferingWorker(ThreadWorker):
         conn.arrival = RequestArrival(data)
         conn.deadline = time.monotonic() + REQUEST_DEADLINE
         conn.close_after = conn.continue_sent = False
+        conn.waiting_for = selectors.EVENT_READ
         self.arriving[conn] = None
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_arriving_readable, conn))
         if data:
             self._advance(conn)
+        elif conn.handshaken and isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending():
+            # Decrypted bytes OpenSSL already holds never wake the poller: read them now.
+            self.on_arriving_readable(conn, conn.sock)
 
     def on_arriving_readable(self, conn: BufferedConn, _client) -> None:
-        """Read what has arrived, and hand the request on once it is whole."""
+        """Read what has arrived (after the TLS handshake), and hand the request on once it is whole."""
+        if not conn.handshaken and not self._handshake(conn):
+            return
         try:
             data = conn.sock.recv(RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
+            # A TLS record may hold more than one recv's worth: drain what is decrypted.
+            while isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending() and len(data) <= HEAD_LIMIT:
+                data += conn.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+            return
+        except ssl.SSLWantWriteError:
+            self._wait_for(conn, selectors.EVENT_WRITE)
             return
         except OSError:
             data = b""
@@ -277,8 +318,34 @@ class BufferingWorker(ThreadWorker):
             self._end_arrival(conn)
             self._close(conn)
             return
+        self._wait_for(conn, selectors.EVENT_READ)
         conn.arrival.feed(data)
         self._advance(conn)
+
+    def _handshake(self, conn: BufferedConn) -> bool:
+        """Advance the TLS handshake without blocking; True once it is done."""
+        try:
+            conn.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._wait_for(conn, selectors.EVENT_READ)
+            return False
+        except ssl.SSLWantWriteError:
+            self._wait_for(conn, selectors.EVENT_WRITE)
+            return False
+        except OSError:
+            # A failed handshake (not TLS, a bad version, a reset) has nothing to answer.
+            self._end_arrival(conn)
+            self._close(conn)
+            return False
+        conn.handshaken = True
+        self._wait_for(conn, selectors.EVENT_READ)
+        return True
+
+    def _wait_for(self, conn: BufferedConn, event: int) -> None:
+        """Wait in the poller for ``event`` on an arriving connection (TLS may want to write)."""
+        if conn.waiting_for != event:
+            conn.waiting_for = event
+            self.poller.modify(conn.sock, event, partial(self.on_arriving_readable, conn))
 
     def _advance(self, conn: BufferedConn) -> None:
         """Act on the verdict of the bytes received so far."""
@@ -400,7 +467,7 @@ class BufferingWorker(ThreadWorker):
         """Drop what a closing client still sends; close on its FIN or past the cap."""
         try:
             data = conn.sock.recv(RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
             return
         except OSError:
             data = b""
