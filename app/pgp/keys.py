@@ -1,8 +1,9 @@
 """Holders' public keys: load_public_key vets one and gives it a GnuPG home, encrypt uses it.
 
 Each start of gpg costs a few milliseconds, so a loaded key keeps its own
-private GnuPG home: ``load_public_key`` makes the home, vets the key and
-imports it there (two gpg runs), and each ``encrypt`` is then one gpg run. The
+private GnuPG home: ``load_public_key`` makes the home, then imports the key
+there and vets gpg's listing of it (one gpg run), and each ``encrypt`` is then
+one gpg run: a ceremony with PGP runs gpg twice. The
 home holds that one public key and nothing else, so requests share no keyring
 state; ``PublicKey.close()`` removes it (and stops any gpg daemon in it), and a
 ``weakref.finalize`` removes it if the key is dropped or the process exits
@@ -115,22 +116,20 @@ def load_public_key(data: bytes) -> PublicKey:
         key = PublicKey(fingerprint=primary, subkey_fingerprint=subkey, data=data)
         key._home.open(key, path, gpg)
     except BaseException:
+        # A refused key goes with its home: nothing else ever saw that keyring.
         _remove_home(path)
-        raise
-    try:
-        # The home is the key's now: import the key once, for every encrypt to come.
-        _import(gpg, key)
-    except BaseException:
-        key.close()
         raise
     return key
 
 
 def _vet(gpg: gnupg.GPG, data: bytes) -> tuple[str, str]:
-    """Return the primary and encryption subkey fingerprints of the one key in data, or raise PGPError."""
+    """Import the one key in data into gpg's fresh home; return its primary and encryption subkey."""
     with _gpg_run():
-        # A dry-run import (--import-options import-show): lists, stores nothing.
-        keys = gpg.scan_keys_mem(data)
+        # One run imports and lists (--import-options import-show). Importing
+        # before judging is safe: the framing check has refused secret key
+        # material and a second key, and the home is this key's alone, removed
+        # if the key is refused. The key stays there for every encrypt to come.
+        keys = gpg.import_and_list(data)
     if not keys:
         # gpg ends every import it got through with IMPORT_RES, even "0 keys";
         # without it gpg broke down before judging the data.
@@ -145,6 +144,11 @@ def _vet(gpg: gnupg.GPG, data: bytes) -> tuple[str, str]:
     if len(keys) > 1:
         raise PGPError(f"The PGP key data holds {len(keys)} keys; {_EXPECTED}.")
     key = keys[0]
+    if f"[GNUPG:] IMPORT_OK 1 {key['fingerprint']}".lower() not in (keys.stderr or "").lower():
+        # Listed but not stored as new: this fresh home must now hold exactly it.
+        raise PGPUnavailable(
+            f"gpg failed to import key {key['fingerprint'].lower()} (exit code {keys.returncode})."
+        )
     # "trust" is the key's validity letter; a fresh home knows no owner trust,
     # so only the key's own state shows: r revoked, e expired, i invalid.
     if key["trust"] == "r":

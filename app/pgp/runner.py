@@ -105,6 +105,20 @@ class _TimedGPG(gnupg.GPG):
         run.watch(process)
         return process
 
+    def import_and_list(self, data: bytes):
+        """Import the key in data into this home and return gpg's listing of it, in one gpg run."""
+        # scan_keys_mem is this same call with --dry-run; without it the key is
+        # stored as listed, and gpg caches its checked self-signatures, so the
+        # encrypt that follows need not check them again. python-gnupg has no
+        # public call for it, hence its internals (pinned below 0.6 in setup.cfg).
+        result = self.result_map["scan"](self)
+        stream = gnupg._make_binary_stream(data, self.encoding)
+        try:
+            self._handle_io(["--import-options", "import-show", "--import"], stream, result, binary=True)
+        finally:
+            stream.close()
+        return self._decode_result(result)
+
 
 @contextlib.contextmanager
 def _gpg_run() -> Iterator[None]:
