@@ -159,3 +159,91 @@ def test_a_replacement_recovery_key_generates_a_root_token(tmp_path, service):
         bao.root_token = new_root
         looked_up = bao.call("GET", "/v1/auth/token/lookup-self", token=True)
         assert looked_up.status_code == 200 and looked_up.json()["data"]["policies"] == ["root"]
+
+
+# -- the same bad updates, to OpenBao's generate-root and our generate-share ----------
+
+
+def altered(share_b64: str) -> str:
+    """Flip one bit of a share's y bytes: same x, same length, wrong value."""
+    raw = bytearray(base64.b64decode(share_b64))
+    raw[5] ^= 0x01
+    return b64(bytes(raw))
+
+
+# name: (good shares first, the bad update as (key, nonce) from keys and the nonce)
+BAD_UPDATES = {
+    "wrong nonce": (1, lambda keys, nonce: (keys[1], nonce[:-4] + "0000")),
+    "duplicate share": (1, lambda keys, nonce: (keys[0], nonce)),
+    "wrong-length share": (1, lambda keys, nonce: (b64(base64.b64decode(keys[1])[1:]), nonce)),
+    "bad encoding": (1, lambda keys, nonce: ("not a share!", nonce)),
+    "wrong share at the quorum": (2, lambda keys, nonce: (altered(keys[2]), nonce)),
+}
+
+# What each side replied, read from OpenBao 2.7.2: (status, fragment, progress after).
+OPENBAO_SAYS = {
+    "wrong nonce": (500, "incorrect nonce supplied", 1),
+    "duplicate share": (500, "already been provided", 1),
+    # OpenBao takes a share of the wrong length and fails only at the quorum.
+    "wrong-length share": (200, "", 2),
+    "bad encoding": (500, "must be a valid hex or base64 string", 1),
+    "wrong share at the quorum": (500, "root generation aborted: unable to authenticate", 0),
+}
+WE_SAY = {
+    "wrong nonce": (400, "nonce does not match", 1),
+    "duplicate share": (400, "already submitted", 1),
+    "wrong-length share": (400, "expected a share of 33 bytes", 1),
+    "bad encoding": (400, "neither hex nor standard padded base64", 1),
+    "wrong share at the quorum": (400, "did not reconstruct the master key", 0),
+}
+
+
+def run_bad_update(submit, status, keys: list[str], case: str) -> tuple[int, str, int, bool]:
+    """Send the good shares then the bad update; return status, errors, progress, nonce kept."""
+    good, bad = BAD_UPDATES[case]
+    before = status()
+    for key in keys[:good]:
+        assert submit(key, before["nonce"]).status_code == 200
+    key, nonce = bad(keys, before["nonce"])
+    r = submit(key, nonce)
+    text = " ".join(r.json().get("errors", []))
+    after = status()
+    assert after["started"] is True
+    return r.status_code, text, after["progress"], after["nonce"] == before["nonce"]
+
+
+@pytest.mark.parametrize("case", list(BAD_UPDATES))
+def test_bad_updates_to_openbao_and_to_us(shamir_bao, service, case):
+    bao, keys = shamir_bao
+    token, _ = adopt(service, keys, keys[4])
+    # OpenBao's generate-root-token, started with the root token.
+    assert bao.call("PUT", ROOT_ATTEMPT, {}, token=True).status_code == 200
+    try:
+        theirs = run_bad_update(
+            lambda key, nonce: bao.call("PUT", ROOT_UPDATE, {"key": key, "nonce": nonce}, token=True),
+            lambda: bao.call("GET", ROOT_ATTEMPT, token=True).json()["data"],
+            keys,
+            case,
+        )
+    finally:
+        assert bao.call("DELETE", ROOT_ATTEMPT, token=True).status_code == 204
+    assert service.put(ATTEMPT, headers=lead(token)).status_code == 200
+    ours = run_bad_update(
+        lambda key, nonce: service.put(UPDATE, json={"key": key, "nonce": nonce}),
+        lambda: service.get(ATTEMPT).json(),
+        keys,
+        case,
+    )
+    status, fragment, progress = OPENBAO_SAYS[case]
+    assert theirs[0] == status and fragment in theirs[1] and theirs[2:] == (progress, True), theirs
+    status, fragment, progress = WE_SAY[case]
+    assert ours[0] == status and fragment in ours[1] and ours[2:] == (progress, True), ours
+    # The agreements that matter: a refused update is refused by both, leaves
+    # the nonce as it was, and counts nothing; a wrong share at the quorum
+    # resets both to 0. Where we differ, on purpose: we answer 400 (the
+    # caller's mistake), not 500; in token mode we never echo the current
+    # nonce; and a share of the wrong length is refused the moment it arrives,
+    # where OpenBao counts it and fails the whole quorum later.
+    if case != "wrong-length share":
+        assert (theirs[0] >= 400, theirs[2]) == (ours[0] >= 400, ours[2])
+    assert theirs[1].count(keys[0]) == 0 and "nonce for this" not in ours[1]
