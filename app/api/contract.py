@@ -73,6 +73,25 @@ class Operation:
     refusals: tuple[Refusal, ...] = ()
     description: str = ""
     links: Mapping[str, Mapping] = field(default_factory=dict)
+    #: Other media types of the success reply than application/json, with their schema.
+    other_media: Mapping[str, Mapping] = field(default_factory=dict)
+
+
+def _metric(field_name: str, kind: str, text: str) -> dict:
+    """Return the JSON Schema of one entry of Vault's JSON metrics."""
+    return {
+        "type": "object",
+        "required": ["Name", field_name, "Labels"],
+        "properties": {
+            "Name": {"type": "string", "description": "the metric's name, as Prometheus shows it"},
+            field_name: {"type": kind, "description": text},
+            "Labels": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "the metric's labels: class (1xx to 5xx) for the request counter",
+            },
+        },
+    }
 
 
 # OpenAPI links between the ceremony's steps, for readers and for
@@ -348,7 +367,65 @@ OPERATIONS: dict[str, Operation] = {
             Refusal("the share does not decode to the key's length", _SHORT_KEY, body={"key": "abcd"}),
         ),
     ),
-    "oversight.health": Operation(reply="HealthReply"),
+    # The overrides are described, not listed as parameters: a generated test
+    # would take the 5xx a probe asks for (activecode=503) for a fault.
+    "oversight.health": Operation(
+        reply="HealthReply",
+        description="The status code says the state, as Vault's does, so load balancers and monitors "
+        "that know Vault work unchanged: 200 when initialized, 501 before init, 503 when the service "
+        "cannot write its data folder (a read-only mount, no free block or inode, or a folder its user "
+        "may not write; `sealed` is then true). The reply below comes with each of them; HEAD gives the "
+        "status and headers only. Query overrides, as Vault takes them: `activecode`, `uninitcode` and "
+        "`sealedcode` name the status to answer instead (a whole number from 200 to 599; 204 and 304 "
+        "come without a body); `standbycode`, `performancestandbycode`, `drsecondarycode`, `standbyok` "
+        "and `perfstandbyok` are checked and change nothing, since the service is never a standby "
+        "(`standbyok` without a value counts as true).",
+        refusals=(
+            Refusal(
+                "an override that is not a status code",
+                "uninitcode must be an HTTP status code, a whole number from 200 to 599",
+                query="uninitcode=abc",
+            ),
+            Refusal(
+                "a flag that is neither true nor false",
+                "standbyok must be true or false (or given without a value, for true)",
+                query="standbyok=maybe",
+            ),
+        ),
+    ),
+    "oversight.metrics": Operation(
+        reply={
+            "type": "object",
+            "description": "Vault's JSON metrics shape: every gauge and counter, read at this request",
+            "required": ["Timestamp", "Gauges", "Counters", "Samples"],
+            "properties": {
+                "Timestamp": {"type": "string", "description": "when they were read, RFC 3339 in UTC"},
+                "Gauges": {"type": "array", "items": _metric("Value", "number", "the gauge's value")},
+                "Counters": {
+                    "type": "array",
+                    "items": _metric("Count", "integer", "the total since the service started"),
+                },
+                "Samples": {"type": "array", "items": {}, "description": "always empty"},
+            },
+        },
+        query="MetricsQuery",
+        other_media={"text/plain": {"type": "string", "description": "Prometheus' text format 0.0.4"}},
+        description="Public numbers only, the same a holder sees in health and the registry, and the "
+        "count of replies by status class: `generate_share_initialized`, `_threshold`, `_share_limit`, "
+        "`_shares_issued`, `_attempt_in_progress`, `_attempt_progress`, `_adoption_in_progress`, "
+        "`_audit_lines` (the trail's head), `_data_writable`, `_notify_backlog` (events not yet "
+        "delivered to every notification URL) and the counter `generate_share_requests_total` with "
+        "the label `class` (1xx to 5xx). With `format=prometheus` the reply is Prometheus' text "
+        "format (`text/plain; version=0.0.4`), for a scrape job; without it, the JSON below. Every "
+        "number is read from the service when asked, so a service nobody scrapes pays nothing for them.",
+        refusals=(
+            Refusal(
+                "a format other than prometheus",
+                "format must be prometheus (Prometheus' text format), or absent for Vault's JSON metrics",
+                query="format=json",
+            ),
+        ),
+    ),
     "openapi.document": Operation(reply={"type": "object"}),
 }
 
@@ -369,7 +446,7 @@ SHARED_REFUSALS = {
         "an unknown path, here GET /v1/sys/no-such-path",
         "no such path: /v1/sys/no-such-path; the service answers under /v1/sys/ (init, "
         "generate-share/attempt, generate-share/update, adopt/attempt, adopt/update, shares, "
-        "shares/verify, health, openapi.json)",
+        "shares/verify, health, metrics, openapi.json)",
         status=404,
     ),
     413: Refusal(

@@ -77,7 +77,7 @@ def _http_error(exc: HTTPException) -> Response:
         message = (
             f"no such path: {request.path}; the service answers under /v1/sys/ "
             "(init, generate-share/attempt, generate-share/update, adopt/attempt, adopt/update, "
-            "shares, shares/verify, health, openapi.json)"
+            "shares, shares/verify, health, metrics, openapi.json)"
         )
     elif code == 405:
         allowed = ", ".join(sorted(m for m in exc.valid_methods or () if m not in ("HEAD", "OPTIONS")))

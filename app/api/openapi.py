@@ -51,8 +51,11 @@ Conventions for every operation:
 - A request body is a JSON object; an empty body counts as `{}`. Fields an
   operation does not know are ignored, and a known field that is `null`
   counts as absent. The body is read as JSON whatever its Content-Type.
-- Replies are JSON with `Content-Type: application/json` exactly, and carry
-  `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`.
+- Replies are JSON with `Content-Type: application/json` exactly (except
+  `GET /v1/sys/metrics?format=prometheus`, in Prometheus' text format), and
+  carry `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`.
+- `GET /v1/sys/health` answers 501 before init and 503 when the data folder
+  cannot be written, as Vault's does, with its usual reply.
 - Errors are `{"errors": ["..."]}`: 400 for anything the caller can fix
   (including a call that does not fit the current state), 404 for an unknown
   path, 405 for a wrong method, 413 for a body over the configured limit
@@ -337,6 +340,7 @@ def _operation(endpoint: str, view, method: str, path: str, allowed: str) -> dic
     ok = {"description": summary, "headers": _headers()}
     if op.reply is not None:
         ok["content"] = _json(op.reply)
+        ok["content"].update({media: {"schema": dict(schema)} for media, schema in op.other_media.items()})
     if op.links:
         ok["links"] = {k: dict(v) for k, v in op.links.items()}
     operation["responses"] = {"204" if ok.get("content") is None else "200": ok} | _errors(
