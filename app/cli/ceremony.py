@@ -5,17 +5,19 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import subprocess
+import os
+from pathlib import Path
 from typing import Any
 
 import click
 
 from app import pgp
 from app.cli.client import ATTEMPT, INIT, UPDATE
-from app.cli.failure import Failure, fail_usage
+from app.cli.decrypt import gpg_decrypt
+from app.cli.failure import USAGE, Failure, fail_usage
 from app.cli.options import Options, lead_call, pass_options
 from app.cli.output import echo_json, fingerprint_line, grouped, progress, root_token_lines, subkey_line
-from app.cli.prompts import read_key_file, read_pad
+from app.cli.prompts import read_key_file, read_pad, read_token
 from app.cli.submit import nonce_option, submit_share
 
 __all__ = ["cancel", "decode", "init", "start", "status", "update"]
@@ -148,20 +150,74 @@ def _encrypted_to(status: dict) -> str:
     return line
 
 
+def _create_private(path: str) -> int:
+    """Create path for the new share, readable by its owner only; never overwrite a file."""
+    try:
+        # O_EXCL: an existing file (a share written by an earlier attempt) is never replaced.
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except FileExistsError:
+        raise Failure(
+            f"{path} already exists: name a new file for --output; nothing was sent", exit_code=USAGE
+        ) from None
+    except OSError as exc:
+        raise Failure(
+            f"cannot create {path}: {exc.strerror or exc}; nothing was sent", exit_code=USAGE
+        ) from None
+
+
 @click.command()
 @nonce_option
+@click.option(
+    "--output",
+    "output_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="If your share completes the attempt, also write the encrypted (or masked) new share to "
+    "FILE (base64, mode 600; an existing file is never overwritten), for 'decode --key-file'.",
+)
 @pass_options
-def update(options: Options, nonce: str | None) -> None:
+def update(options: Options, nonce: str | None, output_file: str | None) -> None:
     """Submit your share to the attempt in progress (asked without echo)."""
-    done = submit_share(
-        options,
-        ATTEMPT,
-        UPDATE,
-        nonce=nonce,
-        command="update",
-        missing="no share generation attempt is in progress; start one with 'generate-share start'",
-        describe=lambda c: f"Attempt {c['nonce']}: {progress(c)}; {_encrypted_to(c)}",
-    )
+    fd = _create_private(output_file) if output_file is not None else None
+    written = False
+
+    def describe(c: dict) -> str:
+        """Describe the attempt; refuse --output before the share is asked if the new share comes in clear."""
+        if fd is not None and not (c["pgp_fingerprint"] or c.get("otp_length")):
+            fail_usage(
+                "--output writes only an encrypted or masked share, and this attempt returns the new "
+                "share in clear (no PGP key, open mode); run update without --output. Nothing was sent."
+            )
+        return f"Attempt {c['nonce']}: {progress(c)}; {_encrypted_to(c)}"
+
+    def keep(s: dict) -> None:
+        """Write the new share, encrypted or masked, to the --output file before it is printed."""
+        nonlocal written
+        if fd is None or not s.get("complete"):
+            return
+        with os.fdopen(os.dup(fd), "w", encoding="ascii") as f:
+            f.write(s["key_base64"] + "\n")
+        written = True
+
+    try:
+        done = submit_share(
+            options,
+            ATTEMPT,
+            UPDATE,
+            nonce=nonce,
+            command="update",
+            missing="no share generation attempt is in progress; start one with 'generate-share start'",
+            describe=describe,
+            keep=keep,
+        )
+    finally:
+        if fd is not None:
+            os.close(fd)
+            if not written:
+                Path(output_file).unlink(missing_ok=True)  # only the empty file this command created
+    if written and not options.json:
+        click.echo(f"Written to {output_file} (mode 600): generate-share decode --key-file {output_file}")
     if done is None:
         return
     before, s = done
@@ -198,6 +254,13 @@ def update(options: Options, nonce: str | None) -> None:
 @pass_options
 def cancel(options: Options) -> None:
     """Cancel the attempt in progress; every submitted share is forgotten."""
+    read_token(options.token_file)  # a malformed token is refused before any request
+    # The server answers 204 whether or not an attempt was running: ask first, so that
+    # nobody is told shares were discarded when there were none.
+    if not options.client().call("GET", ATTEMPT).data["started"]:
+        if not options.json:
+            click.echo("No share generation attempt was in progress; nothing was cancelled.")
+        return
     reply = lead_call(options, "DELETE", ATTEMPT)
     if options.json:
         echo_json(reply)
@@ -206,7 +269,21 @@ def cancel(options: Options) -> None:
 
 
 @click.command()
-@click.option("--key-base64", "key_base64", required=True, help="The encrypted (or masked) share, base64.")
+@click.option(
+    "--key-base64",
+    "key_base64",
+    default=None,
+    metavar="B64",
+    help="The encrypted (or masked) share, base64; '-' reads it from stdin.",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="A file holding the encrypted (or masked) share: base64, as 'update --output' writes it, "
+    "or an OpenPGP message (binary or armored).",
+)
 @click.option(
     "--otp",
     default=None,
@@ -218,19 +295,21 @@ def cancel(options: Options) -> None:
     "--gnupg-home",
     type=click.Path(exists=True, file_okay=False),
     default=None,
-    help="The GnuPG home holding your secret key (gpg's default when omitted).",
+    help="The GnuPG home holding your secret key (gpg's default when omitted). With a passphrase, "
+    "export GPG_TTY=$(tty) first so that gpg can ask for it.",
 )
 @pass_options
-def decode(options: Options, key_base64: str, otp: str | None, gnupg_home: str | None) -> None:
+def decode(
+    options: Options, key_base64: str | None, key_file: str | None, otp: str | None, gnupg_home: str | None
+) -> None:
     """Decrypt a share with your own gpg, or unmask it with the pad; print it in hex and base64."""
     if otp is not None and gnupg_home is not None:
         fail_usage("--otp unmasks a share that was not PGP-encrypted; --gnupg-home is for one that was")
-    try:
-        message = base64.b64decode("".join(key_base64.split()), validate=True)
-    except (binascii.Error, ValueError):
-        fail_usage("--key-base64 is not valid base64; copy the whole encrypted share")
-    if not message:
-        fail_usage("--key-base64 is empty; copy the whole encrypted share")
+    if (key_base64 is None) == (key_file is None):
+        fail_usage("give the share once: --key-base64 B64, --key-base64 - (stdin), or --key-file FILE")
+    if key_base64 == "-" and otp == "-":
+        fail_usage("--key-base64 - and --otp - cannot both read stdin: put the share in a --key-file")
+    message = _read_message(key_base64, key_file, pgp=otp is None)
     if otp is not None:
         _print_share(options, _unmask(message, read_pad(otp)))
         return
@@ -240,21 +319,36 @@ def decode(options: Options, key_base64: str, otp: str | None, gnupg_home: str |
         pgp.require_encrypted_message(message)
     except pgp.PGPError as exc:
         fail_usage(
-            f"--key-base64 does not hold a share encrypted to your key. {exc} A share masked with a "
-            "one-time pad (no --pgp-key in token mode) is unmasked with --otp instead."
+            f"{'--key-file' if key_file else '--key-base64'} does not hold a share encrypted to your key. "
+            f"{exc} A share masked with a one-time pad (no --pgp-key in token mode) is unmasked with "
+            "--otp instead."
         )
-    command = ["gpg", *(["--homedir", gnupg_home] if gnupg_home else []), "--quiet", "--decrypt"]
+    _print_share(options, gpg_decrypt(message, gnupg_home))
+
+
+def _read_message(key_base64: str | None, key_file: str | None, *, pgp: bool) -> bytes:
+    """Return the encrypted (or masked) share from --key-base64, stdin or --key-file."""
+    if key_file is not None:
+        source = key_file
+        try:
+            data = Path(key_file).read_bytes()
+        except OSError as exc:
+            raise Failure(f"cannot read {key_file}: {exc.strerror or exc}", exit_code=USAGE) from None
+    elif key_base64 == "-":
+        source = "standard input"
+        data = click.get_binary_stream("stdin").read()
+    else:
+        source = "--key-base64"
+        data = key_base64.encode("utf-8", errors="replace")
+    if not data.strip():
+        fail_usage(f"{source} is empty; copy the whole encrypted share")
     try:
-        completed = subprocess.run(command, input=message, capture_output=True, check=False)
-    except FileNotFoundError:
-        raise Failure("gpg is not installed; install it with 'apt-get install gnupg'") from None
-    if completed.returncode != 0 or not completed.stdout:
-        lines = [
-            line.strip() for line in completed.stderr.decode(errors="replace").splitlines() if line.strip()
-        ]
-        reason = lines[-1] if lines else f"gpg exited with code {completed.returncode}"
-        raise Failure(f"gpg could not decrypt the share: {reason}")
-    _print_share(options, completed.stdout)
+        return base64.b64decode(b"".join(data.split()), validate=True)
+    except (binascii.Error, ValueError):
+        # A file or stdin may also hold the OpenPGP message itself, binary or armored.
+        if pgp and source != "--key-base64":
+            return data
+        fail_usage(f"{source} is not valid base64; copy the whole encrypted share")
 
 
 def _unmask(masked: bytes, pad: bytearray) -> bytes:

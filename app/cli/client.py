@@ -12,6 +12,11 @@ and refuses unless the reply names the service generate-share: Vault and
 OpenBao listen on the same default port, and an ``init`` sent to one of them
 would initialize it and hand its root token to this terminal.
 
+The server's error sentences name its HTTP routes ("cancel it with DELETE
+/v1/sys/generate-share/attempt"); the CLI says the command instead
+("cancel it with 'generate-share cancel'"), so a holder is never told to type
+a request they cannot send.
+
 The lead's token is sent, in ``X-Vault-Token``, only with the requests that
 need it (``token=`` of ``call``): never to health, never with a share, so an
 address that points elsewhere never sees it.
@@ -38,6 +43,7 @@ __all__ = [
     "VERIFY",
     "Client",
     "Reply",
+    "speak_cli",
 ]
 
 TIMEOUT_SECONDS = 30
@@ -52,6 +58,25 @@ ADOPT_UPDATE = "/v1/sys/adopt/update"
 HEALTH = "/v1/sys/health"
 SERVICE = "generate-share"
 TOKEN_HEADER = "X-Vault-Token"  # noqa: S105 (a header name)
+
+
+# The routes the server's sentences name, and the command a CLI user types instead.
+_COMMAND_FOR_ROUTE = {
+    f"DELETE {ATTEMPT}": "'generate-share cancel'",
+    f"PUT {ATTEMPT}": "'generate-share start'",
+    f"DELETE {ADOPT}": "'generate-share adopt cancel'",
+    f"PUT {ADOPT}": "'generate-share adopt start'",
+    f"PUT {INIT}": "'generate-share init'",
+    f"PUT {VERIFY}": "'generate-share verify'",
+    f"GET {SHARES}": "'generate-share shares'",
+}
+
+
+def speak_cli(message: str) -> str:
+    """Return a server sentence with every route it names replaced by the command that sends it."""
+    for route, command in _COMMAND_FOR_ROUTE.items():
+        message = message.replace(route, command)
+    return message
 
 
 class _Fields(dict):
@@ -132,7 +157,7 @@ class Client:
         if r.status_code >= 400:
             errors = data.get("errors") if isinstance(data, dict) else None
             if isinstance(errors, list) and errors and all(isinstance(e, str) for e in errors):
-                raise Failure(*(" ".join(e.split()) for e in errors), status=r.status_code)
+                raise Failure(*(speak_cli(" ".join(e.split())) for e in errors), status=r.status_code)
             raise Failure(
                 f"the server at {self.address} answered HTTP {r.status_code} without an error list",
                 status=r.status_code,

@@ -6,9 +6,10 @@ from typing import IO, Any, NoReturn
 
 import click
 
-__all__ = ["OK", "REFUSED", "UNREACHABLE", "USAGE", "Failure", "fail_usage"]
+__all__ = ["INTERRUPTED", "OK", "REFUSED", "UNREACHABLE", "USAGE", "Failure", "fail_usage"]
 
 OK, REFUSED, USAGE, UNREACHABLE = 0, 1, 2, 3
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 
 
 class Failure(click.ClickException):

@@ -54,8 +54,12 @@ def submit_share(
     command: str,
     missing: str,
     describe: Callable[[dict], str],
+    keep: Callable[[dict], None] | None = None,
 ) -> tuple[dict, dict] | None:
-    """Send the holder's share to the ceremony in progress; return (status before, reply) once complete."""
+    """Send the holder's share to the ceremony in progress; return (status before, reply) once complete.
+
+    keep, if given, sees the reply before anything is printed (update --output saves the new share).
+    """
     client = options.client()
     client.health()  # a share goes only to a generate-share server
     current = client.call("GET", status_path).data
@@ -66,6 +70,8 @@ def submit_share(
     body["key"] = read_share()
     reply = client.call("PUT", update_path, body)
     del body
+    if keep is not None:
+        keep(reply.data)
     if options.json:
         echo_json(reply)
         return None
