@@ -20,7 +20,6 @@ from click.core import ParameterSource
 from app.cli.adopt import adopt_group
 from app.cli.audit import audit_group
 from app.cli.backup import backup
-from app.cli.backup import backup
 from app.cli.ceremony import cancel, decode, init, start, status, update
 from app.cli.custody import shares, verify_share
 from app.cli.failure import INTERRUPTED, Failure
