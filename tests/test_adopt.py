@@ -101,6 +101,29 @@ def test_a_wrong_threshold_is_caught_too(client):
     assert_error(r, 400, "not consistent")
 
 
+@pytest.mark.parametrize(
+    ("real", "claimed"), [((3, 5), 4), ((5, 10), 7), ((2, 255), 5), ((2, 3), 2)], ids=str
+)
+def test_a_too_high_threshold_is_refused_and_the_real_one_named(client, folder, real, claimed):
+    # Every share of a t-of-n set also lies on a polynomial of any higher
+    # degree whose top coefficients are zero: consistent, yet the wrong threshold.
+    case = next(c for c in VECTORS if (c["threshold"], c["parts"]) == real)
+    if claimed == real[0]:  # 2 of 3, claimed right: adopted, the control case
+        assert adopt(client, case["shares_hex"], claimed).get_json()["complete"] is True
+        return
+    r = adopt(client, case["shares_hex"][: claimed + 1], claimed)
+    text = assert_error(r, 400, f"this share set's threshold is {real[0]}, not {claimed}")
+    assert f"start it again with secret_threshold {real[0]}" in text and "reset to 0" in text
+    assert client.get(f"{V1}/adopt/attempt").get_json()["progress"] == 0
+    assert client.get(f"{V1}/init").get_json() == {"initialized": False}
+    assert records.verify(folder).ok
+
+
+def test_a_set_whose_shares_all_share_y_is_threshold_1(client):
+    shares = [(bytes([7]) * 16 + bytes([x])).hex() for x in (1, 2, 3)]
+    assert_error(adopt(client, shares, 2), 400, "threshold is 1, not 2")
+
+
 def test_a_16_byte_key_split_here_in_vaults_layout_is_adopted(client):
     secret = bytes(range(16))
     shares = [s.hex() for s in shamir.split(secret, 6, 3)]

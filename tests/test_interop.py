@@ -136,6 +136,16 @@ def test_a_pgp_encrypted_replacement_unseals_openbao(shamir_bao, service, keyrin
     prove_on_openbao(bao, keys, brought, absent, new)
 
 
+def test_openbaos_3_of_5_adopted_as_4_of_5_is_refused(shamir_bao, service):
+    _, keys = shamir_bao
+    started = service.put(ADOPT, json={"secret_threshold": 4, "required": 5}).json()
+    for key in keys:
+        r = service.put(ADOPT_UPDATE, json={"key": key, "nonce": started["nonce"]})
+    assert r.status_code == 400
+    assert "this share set's threshold is 3, not 4" in r.json()["errors"][0]
+    assert service.get(f"{V1}/init").json() == {"initialized": False}
+
+
 def test_a_replacement_recovery_key_generates_a_root_token(tmp_path, service):
     # Auto-unsealed clusters (here OpenBao's static seal) hold recovery keys, in
     # the same format; generate-root-token checks a key rebuilt from them.

@@ -175,6 +175,17 @@ def complete(ctx: Context, adoption: Adoption, shares: list[bytes]) -> AdoptionS
             "their share and submit it again",
             audited=True,
         )
+    lower = _lower_threshold(shares, request.threshold)
+    if lower is not None:
+        ctx.store.record("adoption_failed", nonce=adoption.quorum.nonce, indices=xs)
+        raise BadRequest(
+            f"the {len(shares)} shares agree, but any {lower} of them already rebuild the key: "
+            f"this share set's threshold is {lower}, not {request.threshold}, and adopted at "
+            f"{request.threshold} every share minted here would be one that {lower} others "
+            f"make redundant; progress was reset to 0: cancel the adoption and start it again "
+            f"with secret_threshold {lower}",
+            audited=True,
+        )
     master = bytearray(shamir.combine(basis))
     try:
         salt = secrets.token_bytes(32)
@@ -219,3 +230,24 @@ def complete(ctx: Context, adoption: Adoption, shares: list[bytes]) -> AdoptionS
         complete=True,
         indices=tuple(indices),
     )
+
+
+def _predicts(basis: list[bytes], others: list[bytes]) -> bool:
+    """Tell whether the polynomial through ``basis`` passes through every one of ``others``."""
+    if len(basis) == 1:  # a constant: every share has the same y bytes
+        return all(hmac.compare_digest(s[:-1], basis[0][:-1]) for s in others)
+    return all(hmac.compare_digest(shamir.interpolate(basis, s[-1]), s) for s in others)
+
+
+def _lower_threshold(shares: list[bytes], threshold: int) -> int | None:
+    """Return the set's real threshold when it is below ``threshold``, else None.
+
+    The shares already agree on one polynomial of degree threshold - 1. Its
+    top coefficient is zero in every byte exactly when the first threshold - 1
+    shares predict the next one: then the set was split with a lower threshold
+    (by chance, with probability at most 2^-8 per key byte). The smallest t'
+    whose first t' shares predict every other share is that threshold.
+    """
+    if not _predicts(shares[: threshold - 1], [shares[threshold - 1]]):
+        return None
+    return next(t for t in range(1, threshold) if _predicts(shares[:t], shares[t:]))
