@@ -1,0 +1,409 @@
+"""Webhook notifications against a real receiver, behind the real gunicorn (issue 14).
+
+The receiver is an http.server in this process on a free loopback port. It
+can accept, hang, answer any status or reset the connection; tests wait on
+its condition with deadlines, never by sleeping.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import http.server
+import json
+import socket
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from app import create_app, records
+from app.audit import AUDIT_FILE
+from app.errors import StartupError
+from app.notify import EVENTS, cursor_name, sign
+from server import Server, free_port
+
+V1 = "/v1/sys"
+SECRET = "receiver-secret-0123456789abcdef"
+DEADLINE = 30.0
+
+
+class Receiver:
+    """A webhook receiver on a loopback port: records what it takes, misbehaves on demand."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.cond = threading.Condition()
+        self.got: list[tuple[dict, bytes, dict]] = []  # accepted: (headers, body, parsed)
+        self.seen: list[tuple[str, str]] = []  # every request: (method, path)
+        #: Replies to give, one per request, before settling on "ok": an int status, "hang" or "reset".
+        self.script: list = []
+        self.mode = "ok"
+        self.release = threading.Event()
+        self._server = None
+
+    def start(self) -> Receiver:
+        """Listen and serve on a thread."""
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver.cond:
+                    receiver.seen.append(("POST", self.path))
+                    action = receiver.script.pop(0) if receiver.script else receiver.mode
+                    receiver.cond.notify_all()
+                if action == "hang":
+                    receiver.release.wait(DEADLINE)
+                    self.close_connection = True
+                    return
+                if action == "reset":
+                    # SO_LINGER 0: close sends a RST instead of a FIN.
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+                    self.close_connection = True
+                    return
+                status = 204 if action == "ok" else action
+                self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("Location", "/elsewhere")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                if status == 204:
+                    with receiver.cond:
+                        receiver.got.append((dict(self.headers), body, json.loads(body)))
+                        receiver.cond.notify_all()
+
+            def do_GET(self):
+                with receiver.cond:
+                    receiver.seen.append(("GET", self.path))
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening (the port then refuses connections)."""
+        self.release.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def wait(self, predicate, what: str, timeout: float = DEADLINE):
+        """Wait until ``predicate(self)`` holds; fail naming ``what`` at the deadline."""
+        with self.cond:
+            if not self.cond.wait_for(lambda: predicate(self), timeout):
+                raise AssertionError(
+                    f"receiver: {what} did not happen within {timeout} s; got {self.events()}"
+                )
+
+    def events(self) -> list[tuple[int, str]]:
+        """Return (seq, event) of every accepted notification, in arrival order."""
+        return [(doc["seq"], doc["event"]) for _, _, doc in self.got]
+
+    def has_seq(self, seq: int) -> bool:
+        """Tell whether line ``seq`` arrived."""
+        return any(doc["seq"] == seq for _, _, doc in self.got)
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
+def notify_env(*urls: str, **extra) -> dict:
+    return {"GENERATE_SHARE_NOTIFY_URL": ",".join(urls), "GENERATE_SHARE_NOTIFY_SECRET": SECRET, **extra}
+
+
+def trail_lines(data: Path) -> list[bytes]:
+    return (data / AUDIT_FILE).read_bytes().splitlines()
+
+
+def ceremony(server: Server, keys: list[str], headers: dict | None = None) -> tuple[dict, dict]:
+    """Run one attempt to its end; return the start reply and the completing reply."""
+    start = server.put(f"{V1}/generate-share/attempt", json={}, headers=headers or {})
+    assert start.status_code == 200, start.text
+    nonce = start.json()["nonce"]
+    for key in keys[:2]:
+        done = server.put(f"{V1}/generate-share/update", json={"key": key, "nonce": nonce})
+        assert done.status_code == 200, done.text
+    assert done.json()["complete"] is True
+    return start.json(), done.json()
+
+
+def secrets_in(reply: dict) -> set[str]:
+    """Return every string a reply holds under a name of key material (keys, pad, token)."""
+    found = set()
+    for name, value in reply.items():
+        if any(word in name for word in ("key", "otp", "token")):
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str) and len(item) >= 8:
+                    found.add(item)
+    return found
+
+
+def test_every_event_arrives_in_order_signed_and_without_secret_material(tmp_path, receiver):
+    env = notify_env(receiver.url, GENERATE_SHARE_CEREMONY_AUTH="token")
+    with Server(tmp_path / "data", tmp_path / "g.log", env=env) as server:
+        init = server.put(f"{V1}/init", json={"secret_shares": 3, "secret_threshold": 2}).json()
+        lead = {"X-Vault-Token": init["root_token"]}
+        start, done = ceremony(server, init["keys"], lead)
+        again = server.put(f"{V1}/generate-share/attempt", json={}, headers=lead).json()
+        assert server.delete(f"{V1}/generate-share/attempt", headers=lead).status_code == 204
+        bad = server.put(f"{V1}/generate-share/update", json={"key": "00", "nonce": again["nonce"]})
+        assert bad.status_code == 400
+        assert server.put(f"{V1}/shares/verify", json={"key": init["keys"][0]}).json()["valid"] is True
+        lines = trail_lines(tmp_path / "data")
+        receiver.wait(lambda r: r.has_seq(len(lines)), f"line {len(lines)}")
+
+    assert receiver.events() == [(n, json.loads(line)["event"]) for n, line in enumerate(lines, start=1)]
+    names = {event for _, event in receiver.events()}
+    assert (
+        {"init", "attempt_started", "share_issued", "attempt_cancelled", "share_verified"} <= names <= EVENTS
+    )
+    material = secrets_in(init) | secrets_in(start) | secrets_in(done) | secrets_in(again)
+    assert init["root_token"] in material and done["key"] in material and start["otp"] in material
+    for (headers, body, doc), line in zip(receiver.got, lines, strict=True):
+        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(headers["X-Generate-Share-Signature"], expected)
+        assert headers["X-Generate-Share-Event"] == doc["event"]
+        assert headers["X-Generate-Share-Seq"] == str(doc["seq"])
+        # The fields without audit_head are the trail line byte for byte: a receiver can check the chain.
+        fields = {k: v for k, v in doc.items() if k != "audit_head"}
+        assert json.dumps(fields, sort_keys=True, separators=(",", ":")).encode() == line
+        assert doc["audit_head"] == {"seq": doc["seq"], "hash": hashlib.sha256(line).hexdigest()}
+        text = body.decode()
+        assert not [m for m in material if m in text], doc["event"]
+        assert SECRET not in text
+    issued = next(doc for _, _, doc in receiver.got if doc["event"] == "share_issued")
+    assert issued["index"] == bytes.fromhex(done["key"])[-1] ^ base64.b64decode(start["otp"])[-1]
+
+
+def test_only_the_chosen_events_are_sent(tmp_path, receiver):
+    env = notify_env(receiver.url, GENERATE_SHARE_NOTIFY_EVENTS="share_issued, init")
+    with Server(tmp_path / "data", tmp_path / "g.log", env=env) as server:
+        keys = server.put(f"{V1}/init", json={"secret_shares": 3, "secret_threshold": 2}).json()["keys"]
+        ceremony(server, keys)
+        ceremony(server, keys)
+        receiver.wait(lambda r: len(r.got) == 3, "init and two share_issued")
+    assert [event for _, event in receiver.events()] == ["init", "share_issued", "share_issued"]
+
+
+def test_a_share_issued_while_the_receiver_is_down_arrives_after_a_restart(tmp_path):
+    down = Receiver()  # its port is free and nothing listens on it yet
+    data = tmp_path / "data"
+    with Server(data, tmp_path / "g.log", env=notify_env(down.url)) as server:
+        keys = server.put(f"{V1}/init", json={"secret_shares": 3, "secret_threshold": 2}).json()["keys"]
+        _, done = ceremony(server, keys)
+        issued_at = len(trail_lines(data))
+    assert json.loads(trail_lines(data)[issued_at - 1])["event"] == "share_issued"
+    log = (tmp_path / "g.log").read_text()
+    assert "notify: receiver 1 did not take event 1 (init)" in log
+    assert down.url not in log  # a webhook URL may hold a secret: never logged
+    assert down.got == []
+
+    receiver = down.start()
+    try:
+        with Server(data, tmp_path / "g2.log", env=notify_env(receiver.url)):
+            receiver.wait(lambda r: r.has_seq(issued_at), "the missed share_issued")
+        issued = [doc for _, _, doc in receiver.got if doc["event"] == "share_issued"]
+        assert [doc["index"] for doc in issued] == [bytes.fromhex(done["key"])[-1]]
+        seqs = [seq for seq, _ in receiver.events()]
+        assert seqs == sorted(seqs) and seqs[:issued_at] == list(range(1, issued_at + 1))
+        # The cursor was recorded at shutdown, in the data folder, and the folder still starts.
+        cursor = data / cursor_name(receiver.url)
+        assert oct(cursor.stat().st_mode & 0o777) == "0o600"
+        assert f"seq={len(trail_lines(data))} ".encode() in cursor.read_bytes()
+        assert records.verify(data).ok
+    finally:
+        receiver.stop()
+
+
+def test_a_hanging_receiver_does_not_slow_a_ceremony(tmp_path):
+    def timed(server, keys):
+        took = []
+        for _ in range(5):
+            started = time.monotonic()
+            ceremony(server, keys)
+            took.append(time.monotonic() - started)
+        return statistics.median(took)
+
+    body = {"secret_shares": 3, "secret_threshold": 2, "share_limit": 50}
+    with Server(tmp_path / "plain", tmp_path / "p.log") as server:
+        keys = server.put(f"{V1}/init", json=body).json()["keys"]
+        plain = timed(server, keys)
+
+    hanging = Receiver().start()
+    hanging.mode = "hang"
+    try:
+        env = notify_env(hanging.url)
+        with Server(tmp_path / "data", tmp_path / "g.log", env=env) as server:
+            keys = server.put(f"{V1}/init", json=body).json()["keys"]
+            hanging.wait(lambda r: r.seen, "the first delivery")  # the receiver is attached and hangs
+            held = timed(server, keys)
+            health = server.get(f"{V1}/health")
+            assert health.status_code == 200
+            # Released, the receiver takes everything, in order.
+            hanging.mode = "ok"
+            hanging.release.set()
+            lines = len(trail_lines(tmp_path / "data"))
+            hanging.wait(lambda r: r.has_seq(lines), "every event once released")
+        print(
+            f"\nceremony median: {plain * 1000:.1f} ms without a receiver, "
+            f"{held * 1000:.1f} ms with one hanging"
+        )
+        # A delivery on the request path would add the read timeout (5 s) to every event.
+        assert held < plain + 0.5
+        assert [seq for seq, _ in hanging.events()] == list(range(1, lines + 1))
+    finally:
+        hanging.stop()
+
+
+def test_misbehaving_receivers_are_retried_and_never_break_the_service(tmp_path, receiver):
+    receiver.script = [302, 404, 500, "reset", 503]
+    with Server(tmp_path / "data", tmp_path / "g.log", env=notify_env(receiver.url)) as server:
+        keys = server.put(f"{V1}/init", json={"secret_shares": 3, "secret_threshold": 2}).json()["keys"]
+        ceremony(server, keys)
+        lines = len(trail_lines(tmp_path / "data"))
+        receiver.wait(lambda r: r.has_seq(lines), "every event after the failures")
+        assert server.get(f"{V1}/health").status_code == 200
+    assert [seq for seq, _ in receiver.events()] == list(range(1, lines + 1))
+    assert ("GET", "/elsewhere") not in receiver.seen  # a redirect is a failure, never followed
+    assert ("POST", "/elsewhere") not in receiver.seen
+    log = (tmp_path / "g.log").read_text()
+    for status in (302, 404, 500, 503):
+        assert f"receiver 1 answered {status} to event 1 (init); retrying" in log
+    assert "receiver 1 did not take event 1 (init): ConnectionError; retrying" in log
+
+
+def test_notify_required_refuses_to_start_while_the_receiver_is_down(tmp_path):
+    receiver = Receiver()  # not listening yet
+    env = notify_env(receiver.url, GENERATE_SHARE_NOTIFY_REQUIRED="true")
+    data = tmp_path / "data"
+    try:
+        with Server(data, tmp_path / "g.log", env=env) as server:
+            adopt = server.put(f"{V1}/adopt/attempt", json={"secret_threshold": 2})
+            assert adopt.status_code == 503, adopt.text
+            assert "GENERATE_SHARE_NOTIFY_REQUIRED" in adopt.json()["errors"][0]
+            assert server.get(f"{V1}/adopt/attempt").json()["started"] is False
+            keys = server.put(f"{V1}/init", json={"secret_shares": 3, "secret_threshold": 2}).json()["keys"]
+            began = time.monotonic()
+            start = server.put(f"{V1}/generate-share/attempt", json={})
+            refused_in = time.monotonic() - began
+            assert start.status_code == 503, start.text
+            assert "nothing started" in start.json()["errors"][0]
+            assert server.get(f"{V1}/generate-share/attempt").json()["started"] is False
+            assert server.get(f"{V1}/health").status_code == 200
+
+            receiver.start()
+            start = server.put(f"{V1}/generate-share/attempt", json={})
+            assert start.status_code == 200, start.text
+            # Accepted before the reply left: no waiting needed here.
+            with receiver.cond:
+                started = [doc for _, _, doc in receiver.got if doc["event"] == "attempt_started"]
+            assert started[-1]["nonce"] == start.json()["nonce"]
+            nonce = start.json()["nonce"]
+            for key in keys[:2]:
+                done = server.put(f"{V1}/generate-share/update", json={"key": key, "nonce": nonce})
+            assert done.json()["complete"] is True
+            lines = trail_lines(data)
+            receiver.wait(lambda r: r.has_seq(len(lines)), "every event")
+        events = [json.loads(line)["event"] for line in lines]
+        # The refused starts are in the trail, each with its cancellation, and reached the receiver.
+        assert events[:3] == ["adoption_started", "adoption_cancelled", "init"]
+        assert events[3:5] == ["attempt_started", "attempt_cancelled"]
+        assert events[-1] == "share_issued" and events.count("share_issued") == 1
+        assert [event for _, event in receiver.events()] == events
+        print(f"\nNOTIFY_REQUIRED with the receiver down: refused in {refused_in * 1000:.0f} ms")
+    finally:
+        receiver.stop()
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"NOTIFY_URL": "ftp://secret-host.test/hook"}, "GENERATE_SHARE_NOTIFY_URL"),
+        ({"NOTIFY_URL": "not a url"}, "GENERATE_SHARE_NOTIFY_URL"),
+        ({"NOTIFY_URL": "http://:80/hook"}, "GENERATE_SHARE_NOTIFY_URL"),
+        ({"NOTIFY_URL": "http://secret-host.test:99999/"}, "GENERATE_SHARE_NOTIFY_URL"),
+        ({"NOTIFY_URL": ["http://secret-host.test/"]}, "GENERATE_SHARE_NOTIFY_URL"),
+        ({"NOTIFY_URL": "http://secret-host.test/"}, "GENERATE_SHARE_NOTIFY_SECRET"),
+        (
+            {"NOTIFY_URL": "http://secret-host.test/", "NOTIFY_SECRET": "short"},
+            "GENERATE_SHARE_NOTIFY_SECRET",
+        ),
+        (
+            {"NOTIFY_URL": "http://secret-host.test/", "NOTIFY_SECRET": 12345678901234567},
+            "GENERATE_SHARE_NOTIFY_SECRET",
+        ),
+        (
+            {
+                "NOTIFY_URL": "http://secret-host.test/",
+                "NOTIFY_SECRET": SECRET,
+                "NOTIFY_EVENTS": "share_issued,share_made",
+            },
+            "GENERATE_SHARE_NOTIFY_EVENTS",
+        ),
+        ({"NOTIFY_REQUIRED": True}, "GENERATE_SHARE_NOTIFY_REQUIRED"),
+        ({"NOTIFY_REQUIRED": "yes"}, "GENERATE_SHARE_NOTIFY_REQUIRED"),
+        (
+            {
+                "NOTIFY_URL": "http://secret-host.test/",
+                "NOTIFY_SECRET": SECRET,
+                "NOTIFY_EVENTS": "share_issued",
+                "NOTIFY_REQUIRED": True,
+            },
+            "GENERATE_SHARE_NOTIFY_EVENTS",
+        ),
+    ],
+)
+def test_bad_notify_settings_are_refused_at_start_naming_the_variable(tmp_path, settings, named):
+    data = tmp_path / "data"
+    with pytest.raises(StartupError) as refused:
+        create_app({"DATA_DIR": str(data), **settings})
+    assert named in str(refused.value)
+    assert "99999" not in str(refused.value) and "secret-host" not in str(refused.value)
+    assert not data.exists()  # refused before the data folder is touched
+
+
+def test_an_unknown_event_name_lists_the_real_ones(tmp_path):
+    with pytest.raises(StartupError) as refused:
+        create_app(
+            {
+                "DATA_DIR": str(tmp_path),
+                "NOTIFY_URL": "http://h/",
+                "NOTIFY_SECRET": SECRET,
+                "NOTIFY_EVENTS": "x",
+            }
+        )
+    assert all(name in str(refused.value) for name in EVENTS)
+
+
+def test_a_bad_url_in_the_environment_stops_gunicorn_naming_the_variable(tmp_path):
+    env = notify_env("http://127.0.0.1:1/ok,gopher://x")
+    server = Server(tmp_path / "data", tmp_path / "g.log", env=env)
+    server.spawn()
+    assert server.wait() != 0
+    assert "GENERATE_SHARE_NOTIFY_URL must be" in server.output()
+
+
+def test_the_signature_is_githubs_scheme():
+    body = b'{"event":"init"}'
+    assert sign(b"It's a Secret to Everybody", body) == (
+        "sha256=" + hmac.new(b"It's a Secret to Everybody", body, hashlib.sha256).hexdigest()
+    )
