@@ -281,3 +281,24 @@ def test_adoption_is_in_the_audit_trail(client, folder):
     text = (folder / audit.AUDIT_FILE).read_text()
     assert not any(s[:20] in text for s in case["shares_hex"])
     assert records.verify(folder).ok
+
+
+def test_a_truncated_first_share_does_not_blame_the_next_holder(client):
+    case = ROOMY[0]
+    shares = case["shares_hex"]
+    nonce = client.put(f"{V1}/adopt/attempt", json={"secret_threshold": 3}).get_json()["nonce"]
+    truncated = shares[0][:-4] + shares[0][-2:]  # one y byte lost, x kept
+    assert client.put(f"{V1}/adopt/update", json={"key": truncated, "nonce": nonce}).status_code == 200
+    r = client.put(f"{V1}/adopt/update", json={"key": shares[1], "nonce": nonce})
+    text = assert_error(r, 400, "the length of the first share submitted in this attempt")
+    assert "an earlier share may be the wrong one" in text and "generate-share adopt cancel" in text
+    assert client.get(f"{V1}/adopt/attempt").get_json()["progress"] == 1
+    assert client.delete(f"{V1}/adopt/attempt").status_code == 204
+    assert adopt(client, shares[:4], 3).get_json()["complete"] is True
+
+
+def test_a_wrong_length_in_generate_share_blames_only_that_share(client, shares):
+    nonce = client.put(f"{V1}/generate-share/attempt").get_json()["nonce"]
+    client.put(f"{V1}/generate-share/update", json={"key": shares[0], "nonce": nonce})
+    r = client.put(f"{V1}/generate-share/update", json={"key": shares[1][:-4], "nonce": nonce})
+    assert "earlier share" not in assert_error(r, 400, "expected a share of 33 bytes")

@@ -92,7 +92,19 @@ class Quorum:
     def _check(self, key: str, nonce: str | None) -> bytes:
         """Decode a holder's share and refuse it unless every rule holds."""
         self._check_nonce(nonce)
-        share = decode_share(key, self._expected_lengths())
+        try:
+            share = decode_share(key, self._expected_lengths())
+        except BadRequest as refused:
+            if not self._shares or len(self._lengths) == 1:
+                raise
+            # The first share fixed the length: if it was cut short or padded,
+            # every correct share after it lands here, and must not be blamed.
+            raise BadRequest(
+                f"{refused.messages[0]}, the length of the first share submitted in this attempt; "
+                "if your share is whole, an earlier share may be the wrong one: the lead can "
+                "cancel the adoption ('generate-share adopt cancel') and start it again, so "
+                "that every holder submits anew; nothing was counted"
+            ) from None
         x = share[-1]
         if x == 0:
             raise BadRequest(
