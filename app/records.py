@@ -72,6 +72,11 @@ class Store:
         self._head = head
         self._clock = clock
         self._watchers: list = []
+        #: Called with the event's name before any event but a refusal is committed (under the
+        #: service's lock): app.refusals writes the refusals it holds first, so the order stays true.
+        self.before_commit = None
+        #: Called (without the service's lock) when the store is closed, before its files are.
+        self.before_close = None
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, clock=None) -> Store:
@@ -151,6 +156,8 @@ class Store:
         Either both are durable when this returns, or neither changed: a failed
         second write cuts the line it follows back off the trail.
         """
+        if event != "refused" and self.before_commit is not None:
+            self.before_commit(event)
         line = make_line(self._head.seq + 1, self._head.digest, self._clock(), event, fields)
         head = Head(seq=self._head.seq + 1, digest=line_hash(line))
         size = self._trail.size()
@@ -192,8 +199,10 @@ class Store:
         self._folder.replace(name, data)
 
     def close(self) -> None:
-        """Release the data folder."""
+        """Write what is held for the trail (``before_close``), then release the data folder."""
         if self._folder.fd >= 0:
+            if self.before_close is not None:
+                self.before_close()
             self._heads.close()
             self._trail.close()
             self._folder.close()

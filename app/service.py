@@ -32,6 +32,7 @@ from .ceremonies.oversight import Registry
 from .errors import Conflict, Unavailable
 from .notify import CONFIRM_SECONDS, Notifier
 from .records import Store
+from .refusals import Refusals
 from .store import State
 from .token import AUTH_MODES
 
@@ -58,6 +59,7 @@ class GenerateShareService:
         ceremony_auth: str = "open",
         clock: Callable[[], str] = utc_now,
         notifier: Notifier | None = None,
+        min_free: int = 0,
     ):
         # "open" here so that a service built by hand behaves as the seed did;
         # create_app passes GENERATE_SHARE_CEREMONY_AUTH, whose default is "token".
@@ -72,6 +74,8 @@ class GenerateShareService:
         self._lock = threading.Lock()
         self._attempt: generate.Attempt | None = None
         self._adoption: adoption.Adoption | None = None
+        # Refusals coalesced in the trail; below min_free bytes free, only counted (app.refusals).
+        self._refusals = Refusals(store, self._lock, min_free=min_free)
         self._notifier = notifier or Notifier()
         #: A ceremony whose start event the receivers have not yet accepted (NOTIFY_REQUIRED).
         self._unconfirmed: generate.Attempt | adoption.Adoption | None = None
@@ -222,6 +226,7 @@ class GenerateShareService:
     def health(self) -> dict:
         """Report what a probe or a holder may know at a glance."""
         can_write = oversight.writable(self._store.path)  # outside the lock: system calls
+        low_disk = self.low_disk()
         with self._lock:
             return oversight.health(
                 self._store.state,
@@ -229,7 +234,11 @@ class GenerateShareService:
                 adopting=self._adoption is not None,
                 ceremony_auth=self.ceremony_auth,
                 can_write=can_write,
-            )
+            ) | {"low_disk": low_disk}
+
+    def low_disk(self) -> bool:
+        """Tell whether the data folder is below GENERATE_SHARE_MIN_FREE_MB (refusals then only counted)."""
+        return self._refusals.low_disk()  # a cached statvfs: a racing check costs one more call, no harm
 
     def overview(self) -> oversight.Overview:
         """Gather the numbers a metrics scrape shows, all of them public."""
@@ -245,9 +254,9 @@ class GenerateShareService:
             )
 
     def record_refusal(self, action: str, reason: str) -> None:
-        """Write a refused request to the audit trail."""
+        """Write a refused request to the audit trail, coalesced with others of its kind."""
         with self._lock:
-            self._store.record("refused", action=action, reason=reason)
+            self._refusals.add(action, reason)
 
     # -- helpers ----------------------------------------------------------
 

@@ -412,6 +412,14 @@ class HealthReply(Schema):
     standby = fields.Boolean(
         required=True, metadata={"description": "always false: one process serves a data folder"}
     )
+    low_disk = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "true when the data folder has less free space than GENERATE_SHARE_MIN_FREE_MB: "
+            "refused requests are then only counted in memory, and written as one line per action before "
+            "the next other event; ceremonies are still recorded"
+        },
+    )
 
 
 # 1xx is left out: it is no final reply, and a client given one waits for the real reply forever.
