@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import logs, notify, pgp
-from .api import register_api
+from .api import limits, register_api
 from .api.common import EXTENSION
 from .errors import StartupError
 from .records import Store
@@ -36,6 +36,10 @@ DEFAULTS = {
     "NOTIFY_SECRET": "",
     "NOTIFY_EVENTS": "",
     "NOTIFY_REQUIRED": False,
+    # Writes per client before 429s (app/api/limits.py); "off" disables the limit.
+    "RATE_LIMIT": limits.DEFAULT,
+    # Below this many MB free in the data folder, refusals are only counted (app/refusals.py); 0: never.
+    "MIN_FREE_MB": 64,
 }
 
 
@@ -69,15 +73,26 @@ def create_app(test_config: Mapping | None = None) -> Flask:
         notifier=notifier,
         require_nonce=bool(app.config["REQUIRE_NONCE"]),
         ceremony_auth=app.config["CEREMONY_AUTH"],
+        min_free=app.config["MIN_FREE_MB"] * 1024 * 1024,
     )
     app.extensions["generate_share_store"] = store
     app.extensions["generate_share_notifier"] = notifier
     register_api(app)
+    limits.register(app)
     return app
 
 
 def _check_config(config: Mapping) -> None:
     """Refuse to start on a setting of the wrong kind, naming it."""
+    try:
+        config["RATE_LIMIT"] = limits.check(config["RATE_LIMIT"])
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+    free = config["MIN_FREE_MB"]
+    if type(free) is not int or free < 0:
+        raise StartupError(
+            "GENERATE_SHARE_MIN_FREE_MB must be a whole number of megabytes (0 turns the low-disk guard off)"
+        )
     limit = config["MAX_CONTENT_LENGTH"]
     if type(limit) is not int or limit < 1024:
         raise StartupError("GENERATE_SHARE_MAX_CONTENT_LENGTH must be a whole number of bytes, at least 1024")
