@@ -1,14 +1,16 @@
-"""audit verify: check a data folder's audit trail on the server's own disk (it only reads).
+"""audit verify and audit show: a data folder's audit trail, on the server's own disk (they only read).
 
-It prints the trail's head (sequence number and hash), to compare with the
-``audit_head`` noted in a ceremony's minutes: a head that went back, or a
-different hash at the same number, means the records were replaced.
+``verify`` prints the trail's head (sequence number and hash), to compare
+with the ``audit_head`` noted in a ceremony's minutes: a head that went back,
+or a different hash at the same number, means the records were replaced.
+``show`` prints the trail as a table for the people who read it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 
 import click
 
@@ -47,3 +49,150 @@ def audit_verify(ctx: click.Context, data_dir: str | None) -> None:
     else:
         click.echo(report.message)
     ctx.exit(OK if report.ok else REFUSED)
+
+
+# Fields every line carries, shown in their own columns or not at all.
+_FRAME = frozenset({"seq", "time", "event", "client", "request_id", "prev"})
+# The fields a reader looks for first, in this order; the rest follow by name.
+_FIRST = ("index", "indices", "progress", "required", "threshold", "shares", "action", "reason", "count")
+_SUMMARY_WIDTH = 100
+
+
+def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """Parse --since as an RFC 3339 time with a zone."""
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise click.BadParameter(
+            f"{value!r} is not an RFC 3339 time with a zone, such as 2026-11-26T13:00:00Z"
+        )
+    return when
+
+
+def _events(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> frozenset[str]:
+    """Refuse an event name the service never writes (a typo would otherwise show nothing)."""
+    from app.notify import EVENTS
+
+    unknown = sorted(set(value) - EVENTS)
+    if unknown:
+        raise click.BadParameter(
+            f"{', '.join(unknown)} is not an event of the trail; use one of {', '.join(sorted(EVENTS))}"
+        )
+    return frozenset(value)
+
+
+def _summary(event: dict) -> str:
+    """Say in one short line what an event's own fields hold."""
+    names = [k for k in _FIRST if k in event] + sorted(
+        k for k in event if k not in _FRAME and k not in _FIRST
+    )
+    parts = []
+    for name in names:
+        value = event[name]
+        if name == "count":  # coalesced refusals: how many, from when to when
+            span = (
+                f" from {event['first']} to {event['last']}" if "first" in event and "last" in event else ""
+            )
+            parts.append(f"count={value}{span}")
+            continue
+        if name in ("first", "last") and "count" in event:
+            continue
+        if value in ("", None, []):  # no PGP key, no fingerprint: nothing to read
+            continue
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        parts.append(f"{name}={value}")
+    text = " ".join(parts)
+    return text if len(text) <= _SUMMARY_WIDTH else text[: _SUMMARY_WIDTH - 1] + "…"
+
+
+def _table(rows: list[dict]) -> str:
+    """Lay the events out in aligned columns."""
+    head = ("SEQ", "TIME", "EVENT", "CLIENT", "SUMMARY")
+    cells = [head] + [
+        (
+            str(e.get("seq", "")),
+            str(e.get("time", "")),
+            str(e.get("event", "")),
+            str(e.get("client", "")),
+            _summary(e),
+        )
+        for e in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(head) - 1)]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1] for row in cells
+    )
+
+
+@audit_group.command("show")
+@click.argument("data_dir", required=False, type=click.Path(file_okay=False))
+@click.option("--event", "events", multiple=True, callback=_events, help="Show only this event (repeatable).")
+@click.option("--since", callback=_since, help="Show only events at or after this RFC 3339 time.")
+@click.pass_context
+def audit_show(
+    ctx: click.Context, data_dir: str | None, events: frozenset[str], since: datetime | None
+) -> None:
+    """Print the audit trail of DATA_DIR (default: $GENERATE_SHARE_DATA_DIR or ./data) as a table."""
+    from pathlib import Path
+
+    from app.audit import AUDIT_FILE, BrokenTrail, split_lines, walk
+    from app.folder import SymlinkError, read_file
+    from app.store import STATE_FILE
+
+    folder = Path(data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
+    if not folder.is_dir():
+        click.echo(
+            f"Error: {folder} is not a folder (no such data folder): name the service's DATA_DIR", err=True
+        )
+        ctx.exit(USAGE)
+    try:
+        raw = read_file(folder, AUDIT_FILE)
+        state = read_file(folder, STATE_FILE)
+    except SymlinkError as exc:
+        click.echo(f"Error: {exc}; audit show never follows a link", err=True)
+        ctx.exit(REFUSED)
+    except OSError as exc:
+        click.echo(f"Error: cannot read {exc.filename or folder}: {exc.strerror}", err=True)
+        ctx.exit(REFUSED)
+    if raw is None and state is None:
+        click.echo(
+            f"Error: {folder} holds no records (no {STATE_FILE}, no {AUDIT_FILE}): "
+            "name the service's DATA_DIR",
+            err=True,
+        )
+        ctx.exit(USAGE)
+    shown, broken = [], None
+    try:
+        # walk checks each line's number and link as it decodes it: what is shown is the chain.
+        for _, event, _ in walk(split_lines(raw or b"")):
+            if events and event.get("event") not in events:
+                continue
+            if since is not None and not _at_or_after(event.get("time"), since):
+                continue
+            shown.append(event)
+    except BrokenTrail as exc:
+        broken = str(exc)
+    if ctx.find_object(Options).json:
+        click.echo(json.dumps({"events": shown, "broken": broken}))
+    else:
+        click.echo(_table(shown))
+    if broken:
+        click.echo(
+            f"Error: {broken}; the lines after it are not shown: run 'generate-share audit verify {folder}'",
+            err=True,
+        )
+        ctx.exit(REFUSED)
+    ctx.exit(OK)
+
+
+def _at_or_after(stamp, since: datetime) -> bool:
+    """Tell whether a line's time is at or after ``since``; a line without a readable time is kept."""
+    try:
+        return datetime.fromisoformat(stamp) >= since
+    except (TypeError, ValueError):
+        return True
