@@ -3,7 +3,9 @@
 200 PGP ceremonies, one after the other as the service allows, while 15 more
 threads send 20,000 mixed requests that must not disturb them. Afterwards:
 no 5xx, no temporary GnuPG home or gpg-agent left behind, and the worker's
-resident memory grew by less than 20 MB. The figures are printed.
+resident memory grew by less than 20 MB. A webhook receiver is attached the
+whole time: at the end it holds every line of the trail, in order, and the
+notification backlog has drained to 0. The figures are printed.
 """
 
 import base64
@@ -17,8 +19,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from receiver import Receiver
 
 from app import records, shamir
+from app.notify import cursor_name
 from server import Server
 
 pytestmark = pytest.mark.soak
@@ -81,7 +85,13 @@ def mixed_request(session, url, keys, rng):
 
 def test_soak(tmp_path, keyring):
     homes_before = gnupg_homes(Path(tempfile.gettempdir()))
-    with Server(tmp_path / "data", tmp_path / "g.log", env={"GENERATE_SHARE_THREADS": "16"}) as server:
+    receiver = Receiver().start()
+    env = {
+        "GENERATE_SHARE_THREADS": "16",
+        "GENERATE_SHARE_NOTIFY_URL": receiver.url,
+        "GENERATE_SHARE_NOTIFY_SECRET": "soak-secret-0123456789abcdef",
+    }
+    with Server(tmp_path / "data", tmp_path / "g.log", env=env) as server:
         keys = server.put(f"{V1}/init", json={"secret_shares": 5, "secret_threshold": 3}).json()["keys"]
         old = [bytes.fromhex(k) for k in keys]
         secret = shamir.combine(old[:3])
@@ -136,6 +146,19 @@ def test_soak(tmp_path, keyring):
             t.join()
         elapsed = time.monotonic() - started
         growth = rss_kb(worker) - baseline
+        lines = (tmp_path / "data" / "audit.log").read_bytes().count(b"\n")
+        receiver.wait(lambda r: r.has_seq(lines), f"line {lines}", timeout=120)
+        drained = time.monotonic() - started - elapsed
+        backlog = server.get(f"{V1}/metrics", params={"format": "prometheus"})
+        if backlog.status_code == 200 and "generate_share_notify_backlog" in backlog.text:
+            assert "generate_share_notify_backlog 0.0" in backlog.text
+    receiver.stop()
+    seqs = [seq for seq, _ in receiver.events()]
+    # At least once, in order: a line may come twice only after a retry, never out of order.
+    assert sorted(set(seqs)) == list(range(1, lines + 1)) and seqs == sorted(seqs)
+    # The backlog on disk: the cursor written at shutdown names the trail's last line.
+    cursor = (tmp_path / "data" / cursor_name(receiver.url)).read_bytes()
+    assert f" seq={lines} ".encode() in cursor
 
     assert len(issued) == CEREMONIES
     assert all(shamir.combine([new, *old[:2]]) == secret for new in issued)
@@ -152,6 +175,7 @@ def test_soak(tmp_path, keyring):
     print(
         f"\nsoak: {CEREMONIES} PGP ceremonies and {MIXED} mixed requests from {1 + MIXED_THREADS} threads "
         f"in {elapsed:.1f} s; statuses {dict(sorted(statuses.items()))}; worker RSS {baseline} KiB -> "
-        f"{baseline + growth} KiB (growth {growth} KiB); audit trail {report.lines} lines verified"
+        f"{baseline + growth} KiB (growth {growth} KiB); audit trail {report.lines} lines verified; "
+        f"{len(seqs)} notifications, backlog drained {drained:.1f} s after the load ended"
     )
     assert growth < RSS_LIMIT_KB

@@ -1,0 +1,105 @@
+"""A webhook receiver for tests: an http.server on a free loopback port, in this process.
+
+It records what it accepts under a Condition (tests wait on it with
+deadlines, never by sleeping), and can hang, answer any status or reset the
+connection on demand.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import threading
+
+from server import free_port
+
+DEADLINE = 30.0
+
+
+class Receiver:
+    """A webhook receiver on a loopback port: records what it takes, misbehaves on demand."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.cond = threading.Condition()
+        self.got: list[tuple[dict, bytes, dict]] = []  # accepted: (headers, body, parsed)
+        self.seen: list[tuple[str, str]] = []  # every request: (method, path)
+        #: Replies to give, one per request, before settling on "ok": an int status, "hang" or "reset".
+        self.script: list = []
+        self.mode = "ok"
+        self.release = threading.Event()
+        self._server = None
+
+    def start(self) -> Receiver:
+        """Listen and serve on a thread."""
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver.cond:
+                    receiver.seen.append(("POST", self.path))
+                    action = receiver.script.pop(0) if receiver.script else receiver.mode
+                    receiver.cond.notify_all()
+                if action == "hang":
+                    receiver.release.wait(DEADLINE)
+                    self.close_connection = True
+                    return
+                if action == "reset":
+                    # SO_LINGER 0: close sends a RST instead of a FIN.
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+                    self.close_connection = True
+                    return
+                status = 204 if action == "ok" else action
+                self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("Location", "/elsewhere")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                if status == 204:
+                    with receiver.cond:
+                        receiver.got.append((dict(self.headers), body, json.loads(body)))
+                        receiver.cond.notify_all()
+
+            def do_GET(self):
+                with receiver.cond:
+                    receiver.seen.append(("GET", self.path))
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening (the port then refuses connections)."""
+        self.release.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def wait(self, predicate, what: str, timeout: float = DEADLINE):
+        """Wait until ``predicate(self)`` holds; fail naming ``what`` at the deadline."""
+        with self.cond:
+            if not self.cond.wait_for(lambda: predicate(self), timeout):
+                raise AssertionError(
+                    f"receiver: {what} did not happen within {timeout} s; got {self.events()}"
+                )
+
+    def events(self) -> list[tuple[int, str]]:
+        """Return (seq, event) of every accepted notification, in arrival order."""
+        return [(doc["seq"], doc["event"]) for _, _, doc in self.got]
+
+    def has_seq(self, seq: int) -> bool:
+        """Tell whether line ``seq`` arrived."""
+        return any(doc["seq"] == seq for _, _, doc in self.got)
