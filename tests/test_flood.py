@@ -1,0 +1,264 @@
+"""A flood cannot fill the disk (issue 17): coalesced refusals, the per-client rate limit, the low-disk guard.
+
+Against the real gunicorn (tests/server.py). Clients are told apart by their
+source address: the flood comes from 127.0.0.1, and a second client binds
+127.0.0.2 (all of 127/8 is loopback on Linux) with http.client.
+
+The 20 s flood is marked ``soak`` (run by ``make soak``, which CI runs): the
+suite as a whole is already longer than the 5 minutes it may add to.
+"""
+
+from __future__ import annotations
+
+import collections
+import http.client
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from app import audit, records
+from server import Server
+
+V1 = "/v1/sys"
+ATTEMPT = f"{V1}/generate-share/attempt"
+UPDATE = f"{V1}/generate-share/update"
+INIT = {"secret_shares": 5, "secret_threshold": 3}
+OTHER = "127.0.0.2"
+# A refused update: the key is neither hex nor base64, so nothing is looked at.
+BAD_UPDATE = {"key": "zz", "nonce": "00000000-0000-4000-8000-000000000000"}
+REFUSED = (400, 429)
+
+
+class Client:
+    """A keep-alive HTTP client bound to one loopback source address."""
+
+    def __init__(self, server: Server, source: str):
+        self._conn = http.client.HTTPConnection(
+            "127.0.0.1", server.port, timeout=30, source_address=(source, 0)
+        )
+
+    def call(self, method: str, path: str, body: dict | None = None, headers: dict | None = None):
+        """Send one request; return (status, headers, JSON body)."""
+        data = json.dumps(body).encode() if body is not None else None
+        sent = (
+            {"Content-Type": "application/json", **(headers or {})}
+            if data is not None
+            else dict(headers or {})
+        )
+        self._conn.request(method, path, body=data, headers=sent)
+        response = self._conn.getresponse()
+        raw = response.read()
+        return response.status, response.headers, json.loads(raw) if raw else None
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+
+def trail(folder: Path) -> list[dict]:
+    """Return every line of the audit trail, decoded."""
+    return [json.loads(line) for line in (folder / audit.AUDIT_FILE).read_bytes().splitlines()]
+
+
+def refusals(lines: list[dict]) -> int:
+    """Return how many refusals the trail stands for (a line without a count is one)."""
+    return sum(e.get("count", 1) for e in lines if e["event"] == "refused")
+
+
+def ceremony(client: Client, keys: list[str], *, token: str | None = None, probe: bool = False) -> list[int]:
+    """Run start and three updates, as the CLI does (a health GET before each write when ``probe``)."""
+    statuses = []
+    lead = {"X-Vault-Token": token} if token else {}
+
+    def write(method, path, body=None, headers=None):
+        if probe:
+            statuses.append(client.call("GET", f"{V1}/health?uninitcode=200")[0])
+        status, _, reply = client.call(method, path, body, headers)
+        statuses.append(status)
+        return status, reply
+
+    status, started = write("PUT", ATTEMPT, {}, lead)
+    assert status == 200, started
+    for key in keys[:3]:
+        status, reply = write("PUT", UPDATE, {"key": key, "nonce": started["nonce"]})
+        assert status == 200, reply
+    assert reply["complete"] is True
+    return statuses
+
+
+# -- the flood ----------------------------------------------------------------------------
+
+
+@pytest.mark.soak
+def test_a_flood_grows_the_trail_little_and_a_ceremony_from_another_client_goes_through(tmp_path):
+    data = tmp_path / "data"
+    flood_seconds, threads = 20, 8
+    with Server(data, tmp_path / "g.log") as server:
+        other = Client(server, OTHER)
+        status, _, body = other.call("PUT", f"{V1}/init", INIT)
+        assert status == 200, body
+        keys = body["keys"]
+        before_lines = trail(data)
+        before_size = (data / audit.AUDIT_FILE).stat().st_size
+        seen = collections.Counter()
+        lock = threading.Lock()
+        stop, limited = threading.Event(), threading.Event()
+
+        def flood():
+            session, counts = requests.Session(), collections.Counter()
+            while not stop.is_set():
+                status = session.put(server.url + UPDATE, json=BAD_UPDATE, timeout=30).status_code
+                counts[status] += 1
+                if status == 429:
+                    limited.set()
+            with lock:
+                seen.update(counts)
+
+        workers = [threading.Thread(target=flood) for _ in range(threads)]
+        started = time.monotonic()
+        for t in workers:
+            t.start()
+        # A ceremony from another client, once the flood is at full strength (the limit meets it).
+        assert limited.wait(30)
+        began = time.perf_counter()
+        statuses = ceremony(other, keys, probe=True)
+        took = time.perf_counter() - began
+        stop.wait(max(0.0, flood_seconds - (time.monotonic() - started)))
+        stop.set()
+        for t in workers:
+            t.join()
+        elapsed = time.monotonic() - started
+        other.close()
+    # Stopped gracefully: the worker wrote the refusals it was still counting.
+    growth = (data / audit.AUDIT_FILE).stat().st_size - before_size
+    lines = trail(data)
+    flood_lines = lines[len(before_lines) :]
+    refused = seen[400] + seen[429]
+    print(
+        f"\nflood: {sum(seen.values())} requests in {elapsed:.1f} s from {threads} threads, "
+        f"statuses {dict(sorted(seen.items()))}; trail +{growth} bytes in {len(flood_lines)} lines; "
+        f"ceremony from {OTHER} in {took:.3f} s"
+    )
+    assert set(seen) <= set(REFUSED), seen
+    assert seen[429] > 0 and refused > 1000  # it was a flood, and the limit met it
+    assert set(statuses) == {200}, statuses
+    assert took < 5.0, took
+    assert growth < 1024 * 1024, growth
+    report = records.verify(data)
+    assert report.ok, report.message
+    flood_refusals = [e for e in flood_lines if e["event"] == "refused"]
+    assert refusals(flood_refusals) == refused
+    assert {e["client"] for e in flood_refusals} == {"127.0.0.1"}
+    assert all(e["first"] <= e["last"] and e["count"] >= 1 for e in flood_refusals)
+    # The ceremony's own events are all there, in the order it made them.
+    events = [e["event"] for e in flood_lines if e["event"] != "refused"]
+    assert events == ["attempt_started", "share_accepted", "share_accepted", "share_issued"]
+
+
+# -- the rate limit --------------------------------------------------------------------------
+
+
+def test_a_full_ceremony_from_one_client_never_meets_a_429_at_the_default_limit(tmp_path):
+    # Token mode, the real default, the CLI's habits: a health GET before every write.
+    env = {"GENERATE_SHARE_CEREMONY_AUTH": None, "GENERATE_SHARE_RATE_LIMIT": None}
+    with Server(tmp_path / "data", tmp_path / "g.log", env=env) as server:
+        client = Client(server, "127.0.0.1")
+        status, _, body = client.call("PUT", f"{V1}/init", INIT)
+        assert status == 200, body
+        statuses = []
+        for _ in range(2):  # two ceremonies back to back, as fast as one client can send them
+            statuses += ceremony(client, body["keys"], token=body["root_token"], probe=True)
+        statuses.append(client.call("GET", f"{V1}/shares")[0])
+        client.close()
+    assert set(statuses) == {200}, statuses
+    assert len(statuses) == 2 * 8 + 1
+
+
+def test_a_client_over_the_limit_gets_a_429_with_retry_after_and_others_are_unaffected(tmp_path):
+    data = tmp_path / "data"
+    with Server(data, tmp_path / "g.log", env={"GENERATE_SHARE_RATE_LIMIT": None}) as server:
+        flooder, other = Client(server, "127.0.0.1"), Client(server, OTHER)
+        seen = collections.Counter()
+        for _ in range(500):  # 20 writes a second are let through: a burst soon meets the limit
+            status, headers, body = flooder.call("PUT", UPDATE, BAD_UPDATE)
+            seen[status] += 1
+            if status == 429:
+                break
+        assert status == 429, seen
+        assert set(body) == {"errors"} and "too many writes" in body["errors"][0]
+        assert "Retry-After" in body["errors"][0] and "20/second" in body["errors"][0]
+        assert headers["Content-Type"] == "application/json"
+        assert 1 <= int(headers["Retry-After"]) <= 2  # the window is a second
+        # The other client is served at once, its writes and its reads; reads are never limited.
+        status, _, reply = other.call("PUT", f"{V1}/init", INIT)
+        assert status == 200, reply
+        assert flooder.call("GET", f"{V1}/health")[0] == 200
+        assert other.call("PUT", UPDATE, BAD_UPDATE)[0] == 400
+        flooder.close()
+        other.close()
+    lines = trail(data)
+    limited = [e for e in lines if e["event"] == "refused" and "too many writes" in e["reason"]]
+    assert limited and {e["client"] for e in limited} == {"127.0.0.1"}
+    assert {e["action"] for e in limited} == {"update"}
+    # Every refusal either client saw is counted in the trail, once.
+    assert refusals(lines) == seen[400] + seen[429] + 1
+    assert records.verify(data).ok
+
+
+@pytest.mark.parametrize("value", ["20/fortnight", "lots", "0/second", "-1"])
+def test_a_bad_rate_limit_stops_the_start_naming_the_variable(tmp_path, value):
+    server = Server(tmp_path / "data", tmp_path / "g.log", env={"GENERATE_SHARE_RATE_LIMIT": value})
+    server.spawn()
+    assert server.wait() != 0
+    assert "GENERATE_SHARE_RATE_LIMIT must be a rate such as 20/second" in server.output()
+
+
+def test_the_limit_can_be_turned_off(tmp_path):
+    with Server(tmp_path / "data", tmp_path / "g.log", env={"GENERATE_SHARE_RATE_LIMIT": "off"}) as server:
+        client = Client(server, "127.0.0.1")
+        statuses = collections.Counter(client.call("PUT", UPDATE, BAD_UPDATE)[0] for _ in range(100))
+        client.close()
+    assert statuses == {400: 100}
+
+
+# -- the low-disk guard -------------------------------------------------------------------------
+
+
+def test_below_the_free_space_floor_refusals_are_counted_in_memory_and_a_state_event_still_writes(tmp_path):
+    data = tmp_path / "data"
+    # 10 TB: more than the test machine has free, so the guard is on from the start.
+    env = {"GENERATE_SHARE_MIN_FREE_MB": "10000000"}
+    with Server(data, tmp_path / "g.log", env=env) as server:
+        client = Client(server, "127.0.0.1")
+        status, _, health = client.call("GET", f"{V1}/health?uninitcode=200")
+        assert status == 200 and health["low_disk"] is True
+        for _ in range(10):
+            assert client.call("PUT", UPDATE, BAD_UPDATE)[0] == 400
+        assert not (data / audit.AUDIT_FILE).read_bytes()  # counted in memory only
+        status, _, body = client.call("PUT", f"{V1}/init", INIT)
+        assert status == 200, body
+        lines = trail(data)
+        assert [e["event"] for e in lines] == ["refused", "init"]
+        assert lines[0]["count"] == 10 and lines[0]["client"] == "*" and lines[0]["action"] == "update"
+        assert "less than 10000000 MB free" in lines[0]["reason"]
+        status, _, health = client.call("GET", f"{V1}/health")
+        assert status == 200 and health["low_disk"] is True
+        client.close()
+    assert records.verify(data).ok
+
+
+def test_with_room_on_disk_health_says_so(tmp_path):
+    with Server(tmp_path / "data", tmp_path / "g.log") as server:
+        assert server.get(f"{V1}/health?uninitcode=200").json()["low_disk"] is False
+
+
+@pytest.mark.parametrize("value", ["-1", "lots", "1.5"])
+def test_a_bad_free_space_floor_stops_the_start_naming_the_variable(tmp_path, value):
+    server = Server(tmp_path / "data", tmp_path / "g.log", env={"GENERATE_SHARE_MIN_FREE_MB": value})
+    server.spawn()
+    assert server.wait() != 0
+    assert "GENERATE_SHARE_MIN_FREE_MB must be a whole number of megabytes" in server.output()
