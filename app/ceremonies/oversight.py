@@ -10,6 +10,10 @@ from ..store import Head, ShareRecord, State
 __all__ = ["Overview", "Registry", "health", "overview", "registry", "writable"]
 
 
+#: How the file system is asked (tests put a full or read-only one here).
+STATVFS = os.statvfs
+
+
 @dataclass(frozen=True)
 class Registry:
     """Every share ever issued, for every holder to see."""
@@ -117,7 +121,7 @@ def writable(path: str | os.PathLike) -> bool:
     (EIO) is not seen here: the write itself says so.
     """
     try:
-        info = os.statvfs(path)
+        info = STATVFS(path)
         if info.f_flag & os.ST_RDONLY:
             return False
         root = os.geteuid() == 0  # root may use the blocks kept back for it
