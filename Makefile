@@ -56,9 +56,15 @@ bench: $(STAMP_BENCH) check-gpg
 	@command -v wrk >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk; }
 	$(BIN)/python bench/run.py
 
+# A wheel and an sdist in dist/, for a holder's own machine without the server:
+# pipx install dist/generate_share-*.whl (puts generate-share on PATH).
+dist: $(STAMP_TEST)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check app tests bench wsgi.py gunicorn.conf.py
 	$(BIN)/ruff format --check app tests bench wsgi.py gunicorn.conf.py
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache build dist

@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,7 @@ def init(
             click.echo(f"Share {i} (encrypted to {fp}, base64): {share}")
     else:
         for i, share in enumerate(result["keys"], start=1):
-            click.echo(f"Share {i}: {share}")
+            click.echo(f"Share {i} (x = {int(share[-2:], 16)}): {share}")  # hex: x is the last byte
     click.echo("")
     click.echo(
         f"{len(result['keys'])} shares made, threshold {secret_threshold}: "
@@ -336,7 +337,8 @@ def _read_message(key_base64: str | None, key_file: str | None, *, pgp: bool) ->
             raise Failure(f"cannot read {key_file}: {exc.strerror or exc}", exit_code=USAGE) from None
     elif key_base64 == "-":
         source = "standard input"
-        data = click.get_binary_stream("stdin").read()
+        stdin = getattr(sys.stdin, "buffer", None)
+        data = stdin.read() if stdin is not None else sys.stdin.read().encode("utf-8", errors="replace")
     else:
         source = "--key-base64"
         data = key_base64.encode("utf-8", errors="replace")

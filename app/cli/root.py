@@ -10,6 +10,7 @@ it was given on the command line.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -23,6 +24,7 @@ from app.cli.backup import backup
 from app.cli.ceremony import cancel, decode, init, start, status, update
 from app.cli.custody import shares, verify_share
 from app.cli.failure import INTERRUPTED, Failure
+from app.cli.inspect import inspect_share
 from app.cli.options import Options
 from app.cli.token import token_group
 
@@ -168,6 +170,22 @@ def _errors_as_json(exc: click.ClickException) -> _JsonErrors:
     return _JsonErrors(*messages, exit_code=exc.exit_code, status=getattr(exc, "status", None))
 
 
+_JSON_WANTED = "generate_share.json_wanted"
+
+
+def _json_wanted(args: list[str]) -> bool:
+    """Tell whether a command line (else GENERATE_SHARE_FORMAT) asks for JSON; the last --format wins."""
+    wanted = os.environ.get(FORMAT_ENV) == "json"
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--format" and i + 1 < len(args):
+            wanted = args[i + 1] == "json"
+        elif arg.startswith("--format="):
+            wanted = arg == "--format=json"
+    return wanted
+
+
 class _Group(click.Group):
     """The root group: shares its options with every command; JSON errors; exit 130 on Ctrl-C."""
 
@@ -175,6 +193,17 @@ class _Group(click.Group):
         """Attach a command (or a subgroup and all its commands) with the global options."""
         _share_global_options(cmd)
         super().add_command(cmd, name)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse the group's own line; show its usage errors as JSON when JSON was asked for."""
+        wanted = ctx.meta[_JSON_WANTED] = _json_wanted(args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.ClickException as exc:
+            # Options does not exist yet: read the line (and the environment) as click would.
+            if wanted:
+                raise _errors_as_json(exc) from None
+            raise
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; show its error as JSON under --format json; exit 130 when interrupted."""
@@ -185,8 +214,9 @@ class _Group(click.Group):
             # and nothing typed is repeated; 130 is what a shell reports for SIGINT.
             raise click.exceptions.Exit(INTERRUPTED) from None
         except click.ClickException as exc:
+            # A command's usage error comes before its own --format is applied: read the line too.
             options = ctx.find_object(Options)
-            if options is not None and options.json:
+            if (options is not None and options.json) or ctx.meta.get(_JSON_WANTED):
                 raise _errors_as_json(exc) from None
             raise
 
@@ -226,7 +256,7 @@ def cli(
 
 
 _COMMANDS = (status, init, start, update, cancel, shares, verify_share, decode, adopt_group, audit_group)
-for _command in (*_COMMANDS, token_group, backup):
+for _command in (*_COMMANDS, token_group, backup, inspect_share):
     cli.add_command(_command)
 
 
