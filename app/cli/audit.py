@@ -54,7 +54,7 @@ def audit_verify(ctx: click.Context, data_dir: str | None) -> None:
 # Fields every line carries, shown in their own columns or not at all.
 _FRAME = frozenset({"seq", "time", "event", "client", "request_id", "prev"})
 # The fields a reader looks for first, in this order; the rest follow by name.
-_FIRST = ("index", "indices", "progress", "required", "threshold", "shares", "action", "reason", "count")
+_FIRST = ("index", "indices", "progress", "required", "threshold", "shares", "count", "action", "reason")
 _SUMMARY_WIDTH = 100
 
 
