@@ -57,7 +57,8 @@ def test_the_table_shows_every_event_with_a_short_summary(trail):
     assert [line.split()[0] for line in lines[1:]] == ["1", "2", "3", "4", "5", "6"]
     assert "threshold=2" in lines[1] and "shares=3" in lines[1]
     assert "progress=1" in lines[3]
-    assert "action=update" in lines[5] and "no share generation attempt is in progress" in lines[5]
+    assert "action=update reason=no share generation attempt is in progress" in lines[5]
+    assert "count=1" not in lines[5]  # a single refusal needs no count, whether or not its line has one
     assert "count=7 from 2026-11-26T13:00:00.000Z to 2026-11-26T13:00:05.000Z" in lines[6]
     assert "127.0.0.1" in lines[1]
     for key in keys:

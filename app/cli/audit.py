@@ -93,7 +93,9 @@ def _summary(event: dict) -> str:
     parts = []
     for name in names:
         value = event[name]
-        if name == "count":  # coalesced refusals: how many, from when to when
+        if name == "count":  # coalesced refusals: how many, from when to when (one is just the line)
+            if value == 1:
+                continue
             span = (
                 f" from {event['first']} to {event['last']}" if "first" in event and "last" in event else ""
             )
