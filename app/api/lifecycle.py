@@ -8,6 +8,7 @@ from functools import partial
 
 from flask import Flask, Response, current_app, g, request
 
+from .. import logs
 from ..audit import REQUEST, RequestInfo
 from .errors import error_response, shorten
 from .metrics import REQUEST_COUNTS, RequestCounts
@@ -92,17 +93,12 @@ def _finish(counts: RequestCounts, response: Response) -> Response:
         path = request.path
         if len(path) > MAX_LOGGED_PATH:
             path = shorten(path, MAX_LOGGED_PATH)
-        # makeRecord and handle, not info(): info() would walk the stack to
-        # find the caller, which this line does not need, on every request.
-        record = access_log.makeRecord(
-            access_log.name,
-            logging.INFO,
-            __file__,
-            0,
+        # logs.access, not info(): no stack walk, and no LogRecord when only
+        # the service's own handler listens.
+        logs.access(
+            access_log,
             "request",
-            None,
-            None,
-            extra={
+            {
                 "method": environ.get("REQUEST_METHOD", ""),
                 "path": path,
                 "status": response.status_code,
@@ -111,7 +107,6 @@ def _finish(counts: RequestCounts, response: Response) -> Response:
                 "client": who.client,
             },
         )
-        access_log.handle(record)
     return response
 
 
