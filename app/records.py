@@ -298,7 +298,8 @@ def _settle(
         )
     try:
         lines = split_lines(raw)
-        found = examine(lines, loaded.state, loaded.head, recorded)
+        legacy = recorded is None and loaded.format != FORMAT
+        found = examine(lines, loaded.state, loaded.head, recorded, legacy=legacy)
     except BrokenTrail as exc:
         raise StartupError(
             f"the audit trail {trail.path} does not match the records ({exc}); it was left "
@@ -354,8 +355,13 @@ class Examined:
     pending: str
 
 
-def examine(lines: list[bytes], state: State | None, state_head: Head, file_head: Head | None) -> Examined:
-    """Check every line's chain and the replayed registry against the records; BrokenTrail names a break."""
+def examine(
+    lines: list[bytes], state: State | None, state_head: Head, file_head: Head | None, *, legacy: bool = False
+) -> Examined:
+    """Check every line's chain and the replayed registry against the records; BrokenTrail names a break.
+
+    ``legacy``: a format-1 folder, whose code recorded the head only with a change of state.
+    """
     end = len(lines)
     recorded = state_head if file_head is None or state_head.seq >= file_head.seq else file_head
     pending = end == recorded.seq + 1
@@ -385,7 +391,12 @@ def examine(lines: list[bytes], state: State | None, state_head: Head, file_head
             f"the head file {HEAD_FILE} records line {file_head.seq}, but the trail ends at line {end} "
             "(lines were cut from the end)",
         )
-    if end > recorded.seq + 1:
+    if end > recorded.seq + 1 and legacy:
+        # Format 1 appended refusals, accepted shares and cancels without recording a
+        # head: they were written and answered. Only a last change of state may be
+        # uncommitted (cut below); one before it is caught by the registry check.
+        pending = last.get("event") in STATE_EVENTS
+    elif end > recorded.seq + 1:
         raise BrokenTrail(
             recorded.seq + 2,
             f"the recorded head is line {recorded.seq}, but the trail goes on to line {end} "
@@ -470,7 +481,7 @@ def verify(data_dir: str | os.PathLike) -> Report:
         )
     try:
         lines = split_lines(raw)
-        found = examine(lines, state, state_head, recorded)
+        found = examine(lines, state, state_head, recorded, legacy=recorded is None and form != FORMAT)
     except BrokenTrail as exc:
         return Report(False, count, str(exc))
     notes = {

@@ -517,9 +517,12 @@ class VerifyRequest(Request):
 
 
 class CustodyReply(Schema):
-    """The answer to a custody check: only `valid` when the share is not the recorded one."""
+    """The answer to a custody check: `valid` and a `reason` when the share cannot be confirmed."""
 
     valid = fields.Boolean(required=True)
+    reason = fields.String(
+        metadata={"description": "why the share was not confirmed: not the recorded one, or never recorded"}
+    )
     index = fields.Integer()
     origin = fields.String()
     issued_at = fields.String()
