@@ -302,3 +302,61 @@ def test_a_wrong_length_in_generate_share_blames_only_that_share(client, shares)
     client.put(f"{V1}/generate-share/update", json={"key": shares[0], "nonce": nonce})
     r = client.put(f"{V1}/generate-share/update", json={"key": shares[1][:-4], "nonce": nonce})
     assert "earlier share" not in assert_error(r, 400, "expected a share of 33 bytes")
+
+
+# -- x in one notation: decimal, told by `inspect` -------------------------------
+
+
+def cli_run(*args: str, input: str | None = None):
+    from click.testing import CliRunner
+
+    from app.cli import cli
+
+    result = CliRunner().invoke(cli, list(args), input=input, prog_name="generate-share")
+    assert "Traceback" not in result.output
+    return result
+
+
+@pytest.mark.parametrize("encode", [bytes.hex, lambda b: base64.b64encode(b).decode()], ids=["hex", "b64"])
+def test_inspect_tells_x_and_length_offline_and_never_prints_the_share(encode):
+    share = bytes.fromhex(VECTORS[0]["shares_hex"][1])
+    # No server: --address points nowhere, and inspect must not need it.
+    result = cli_run("--address", "http://127.0.0.1:9", "inspect", input=encode(share) + "\n")
+    assert result.exit_code == 0, result.output
+    assert (
+        result.stdout
+        == f"x:      {share[-1]}\nlength: {len(share)} bytes (a key of {len(share) - 1} bytes)\n"
+    )
+    assert encode(share) not in result.output and share[:-1].hex() not in result.output
+    bad = cli_run("inspect", input="not a share\n")
+    assert bad.exit_code == 2 and "neither hex nor" in bad.output and "not a share" not in bad.output
+
+
+def test_known_reads_decimal_or_0x_hex_never_a_bare_guess(tmp_path):
+    from server import Server
+
+    case = ROOMY[0]
+    with Server(tmp_path / "data", tmp_path / "log") as server:
+        refused = cli_run("--address", server.url, "adopt", "start", "--threshold", "3", "--known", "5a")
+        assert refused.exit_code == 2 and "0x11" in refused.output
+        started = cli_run(
+            "--address", server.url, "adopt", "start", "--threshold", "3", "--known", "0x5,0x11"
+        )
+        assert started.exit_code == 0, started.output
+        assert "Known x:   5, 17 (recorded, not brought)" in started.stdout
+        nonce = requests_get(server, "/v1/sys/adopt/attempt")["nonce"]
+        for share in case["shares_hex"][:4]:
+            server.put("/v1/sys/adopt/update", json={"key": share, "nonce": nonce})
+        assert [s["index"] for s in requests_get(server, "/v1/sys/shares")["shares"]] == [1, 2, 3, 4, 5, 17]
+        # A share named but never brought: the CLI says it cannot be checked, not that it is wrong.
+        unchecked = cli_run("--address", server.url, "verify", input=case["shares_hex"][4] + "\n")
+        assert unchecked.exit_code == 1 and "NOT VALID" not in unchecked.output
+        assert unchecked.stdout.startswith(
+            "CANNOT CHECK: this x (5) is recorded, but its share never reached the service, "
+            "so it cannot be checked.\n"
+        )
+        server.kill()
+
+
+def requests_get(server, path: str) -> dict:
+    return server.get(path).json()

@@ -542,7 +542,7 @@ def test_verify_a_share_alone(server, monkeypatch):
     as_json = ok(server.url, "--format", "json", "verify", input=keys[1] + "\n").stdout
     assert json.loads(as_json)["valid"] is True and json.loads(as_json)["index"] == int(keys[1][-2:], 16)
     not_json = run(server.url, "--format", "json", "verify", input=flip_first_byte(keys[1]) + "\n")
-    assert not_json.exit_code == 1 and json.loads(not_json.stdout) == {"valid": False}
+    assert not_json.exit_code == 1 and json.loads(not_json.stdout)["valid"] is False
 
     monkeypatch.setattr(cli_module, "_stdin_is_terminal", lambda: True)
     typed = ok(server.url, "verify", input=keys[2] + "\n")

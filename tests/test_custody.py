@@ -51,18 +51,24 @@ def test_a_generated_share_verifies_even_when_it_was_encrypted(client, shares, k
 def test_shares_that_are_not_the_recorded_one_are_an_answer_not_an_error(client, shares, tmp_path):
     changed = bytearray.fromhex(shares[0])
     changed[4] ^= 1
-    assert verify(client, changed.hex()) == {"valid": False}
+    assert verify(client, changed.hex()) == {
+        "valid": False,
+        "reason": f"this is not the share the service recorded at x = {changed[-1]}",
+    }
     other = create_app({"DATA_DIR": str(tmp_path / "other")})
     try:
         foreign = other.test_client().put(f"{V1}/init", json={"secret_shares": 2, "secret_threshold": 2})
         for key in foreign.get_json()["keys"]:
-            assert verify(client, key) == {"valid": False}
+            assert verify(client, key)["valid"] is False
     finally:
         other.extensions["generate_share_store"].close()
     used = {bytes.fromhex(k)[-1] for k in shares}
     unused = next(x for x in range(1, 256) if x not in used)
-    assert verify(client, bytes.fromhex(shares[0])[:-1].hex() + f"{unused:02x}") == {"valid": False}
-    assert verify(client, "00" * 33) == {"valid": False}
+    assert verify(client, bytes.fromhex(shares[0])[:-1].hex() + f"{unused:02x}") == {
+        "valid": False,
+        "reason": f"no share at x = {unused} was ever recorded by this service",
+    }
+    assert verify(client, "00" * 33)["valid"] is False
     registry = client.get(f"{V1}/shares").get_json()
     assert registry["verified"] == 0 and all(s["verified_at"] is None for s in registry["shares"])
 
@@ -90,7 +96,7 @@ def test_verification_during_an_attempt_leaves_it_untouched(client, shares):
     before = client.get(f"{V1}/generate-share/attempt").get_json()
     assert verify(client, shares[1])["valid"] is True
     assert verify(client, shares[0])["valid"] is True  # also a share already submitted
-    assert verify(client, "ff" * 33) == {"valid": False}
+    assert verify(client, "ff" * 33)["valid"] is False
     assert client.get(f"{V1}/generate-share/attempt").get_json() == before
     client.put(f"{V1}/generate-share/update", json={"key": shares[1], "nonce": nonce})
     last = client.put(f"{V1}/generate-share/update", json={"key": shares[2], "nonce": nonce}).get_json()
@@ -155,5 +161,9 @@ def test_adopted_indices_that_were_only_named_are_not_verifiable(client):
     registry = {s["index"]: s for s in client.get(f"{V1}/shares").get_json()["shares"]}
     assert [registry[x]["verifiable"] for x in (1, 2, 3, 4, 5)] == [True, True, True, True, False]
     assert verify(client, case["shares_hex"][2])["origin"] == "adopted"
-    assert verify(client, case["shares_hex"][4]) == {"valid": False}  # x = 5: named, never seen
+    # x = 5: named, never seen: not "not valid", but "cannot be checked".
+    assert verify(client, case["shares_hex"][4]) == {
+        "valid": False,
+        "reason": "this x (5) is recorded, but its share never reached the service, so it cannot be checked",
+    }
     assert client.get(f"{V1}/shares").get_json()["verifiable"] == 4

@@ -63,7 +63,7 @@ def verify_custody():
     body = load_body(VERIFY_REQUEST)
     custody = get_service().verify_custody(body["key"])
     if not custody.valid:
-        return reply(CUSTODY_REPLY, {"valid": False})
+        return reply(CUSTODY_REPLY, {"valid": False, "reason": custody.reason})
     record = custody.record
     return reply(
         CUSTODY_REPLY,

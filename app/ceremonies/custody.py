@@ -18,6 +18,8 @@ class Custody:
 
     valid: bool
     record: ShareRecord | None = None
+    #: Why a share was not confirmed, in a sentence (empty when valid).
+    reason: str = ""
 
 
 def verify(ctx: Context, state: State, key: str) -> Custody:
@@ -26,7 +28,16 @@ def verify(ctx: Context, state: State, key: str) -> Custody:
     x = share[-1]
     record = next((r for r in state.shares if r.index == x), None)
     digest = custody_digest(state.custody_key, share)
-    if record is None or not record.verifiable or not hmac.compare_digest(digest, record.digest):
+    if record is None:
+        reason = f"no share at x = {x} was ever recorded by this service"
+    elif not record.verifiable:
+        # Known at adoption but never brought: there is nothing to compare with.
+        reason = f"this x ({x}) is recorded, but its share never reached the service, so it cannot be checked"
+    elif not hmac.compare_digest(digest, record.digest):
+        reason = f"this is not the share the service recorded at x = {x}"
+    else:
+        reason = ""
+    if reason:
         ctx.store.record("share_verify_failed", index=x)
-        return Custody(valid=False)
+        return Custody(valid=False, reason=reason)
     return Custody(valid=True, record=ctx.store.mark_verified(x, ctx.clock(), "share_verified", index=x))

@@ -20,14 +20,27 @@ def adopt_group() -> None:
     """Adopt an existing Vault share set, so that generate-share mints shares of its key."""
 
 
+def _x(entry: str) -> int | None:
+    """Read one x: decimal as every command prints it, or hex only with 0x (never a bare guess)."""
+    if entry.isascii() and entry.isdigit():
+        return int(entry)
+    digits = entry[2:]
+    if entry[:2].lower() == "0x" and digits and all(c in "0123456789abcdefABCDEF" for c in digits):
+        return int(digits, 16)
+    return None
+
+
 def _indices(value: str) -> list[int]:
-    """Parse '17,90,201' into x coordinates, or stop with a usage error."""
+    """Parse '17,90,201' (or '0x11,0x5a') into x coordinates, or stop with a usage error."""
     if not value.strip():
         return []
-    entries = [entry.strip() for entry in value.split(",")]
-    if not all(entry.isascii() and entry.isdigit() for entry in entries):
-        fail_usage(f"--known must list x coordinates separated by commas, such as 17,90,201, not {value!r}")
-    return [int(entry) for entry in entries]
+    entries = [_x(entry.strip()) for entry in value.split(",")]
+    if None in entries:
+        fail_usage(
+            "--known must list x coordinates separated by commas, in decimal as 'generate-share inspect' "
+            f"prints them (17,90,201), or in hex with 0x (0x11,0x5a,0xc9), not {value!r}"
+        )
+    return entries
 
 
 def _adoption_lines(s: dict) -> None:
@@ -55,7 +68,8 @@ def _adoption_lines(s: dict) -> None:
     "--known",
     default=None,
     metavar="X,X,...",
-    help="The x of every share that exists but whose holder will not take part, comma-separated.",
+    help="The x of every share that exists but whose holder will not take part, comma-separated, "
+    "in decimal as 'generate-share inspect' prints it (or hex with 0x).",
 )
 @click.option("--share-limit", type=int, default=None, help="The most shares that may ever exist.")
 @pass_options

@@ -68,6 +68,10 @@ def verify_share(ctx: click.Context) -> None:
             f"VALID: share x = {result['index']} (origin {result['origin']}, "
             f"issued {result['issued_at']}, verified now at {result['verified_at']})"
         )
+    elif "cannot be checked" in result.get("reason", ""):
+        # A share named at adoption but never brought: unknown, not wrong.
+        click.echo(f"CANNOT CHECK: {result['reason']}.")
+        click.echo("This says nothing against your share; it was never seen by the service to compare.")
     else:
         click.echo("NOT VALID: this is not the share the service issued at its x")
         click.echo(
