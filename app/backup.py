@@ -26,7 +26,7 @@ from .audit import AUDIT_FILE, HEAD_FILE, read_head_file
 from .errors import StartupError
 from .folder import SymlinkError, read_file
 from .records import verify
-from .store import STATE_FILE, Head, parse_state_file
+from .store import FORMAT, STATE_FILE, Head, parse_state_file
 
 __all__ = ["ATTEMPTS", "BackupError", "Copied", "backup"]
 
@@ -78,8 +78,8 @@ def backup(data_dir: str | os.PathLike, dest: str | os.PathLike) -> Copied:
             os.rmdir(target)
             raise
         report = verify(target)
-        if report.ok and report.head == head:
-            return Copied(target, head, attempt, report.message)
+        if report.ok and head in (None, report.head):
+            return Copied(target, report.head, attempt, report.message)
         problem = report.message
         _empty(target)
     os.rmdir(target)
@@ -89,8 +89,11 @@ def backup(data_dir: str | os.PathLike, dest: str | os.PathLike) -> Copied:
     )
 
 
-def _read(source: Path) -> tuple[dict[str, bytes], Head]:
-    """Read head file, state file and trail, in that order; cut the trail at the later head."""
+def _read(source: Path) -> tuple[dict[str, bytes], Head | None]:
+    """Read head file, state file and trail, in that order; cut the trail at the later head.
+
+    The head is None for a format-1 folder, copied whole: verify then says where its head is.
+    """
     try:
         head_raw = read_file(source, HEAD_FILE)
         state_raw = read_file(source, STATE_FILE)
@@ -102,12 +105,16 @@ def _read(source: Path) -> tuple[dict[str, bytes], Head]:
     if state_raw is None:
         raise BackupError(f"{source} holds no {STATE_FILE}: name the service's DATA_DIR")
     try:
-        _, head, _ = parse_state_file(state_raw)
+        _, head, form = parse_state_file(state_raw)
     except ValueError as exc:
         raise BackupError(f"the data file {source / STATE_FILE} is damaged ({exc})") from None
     found = read_head_file(head_raw) if head_raw is not None else None
     if found is not None and found[0] > head.seq:
         head = Head(*found)
+    if head_raw is None and form != FORMAT:
+        # Written by format 1, which recorded no head for events that change nothing, so
+        # its trail runs past the state's head; no service of today runs on it unchanged.
+        return {STATE_FILE: state_raw, AUDIT_FILE: trail}, None
     files = {STATE_FILE: state_raw, AUDIT_FILE: _first_lines(trail, head.seq)}
     if head_raw is not None:
         files[HEAD_FILE] = head_raw

@@ -23,9 +23,7 @@ SCRIPT = Path(sys.executable).parent / "generate-share"
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     """Run the generate-share console script."""
-    return subprocess.run(
-        [SCRIPT, *args], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([SCRIPT, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
 def init(server: Server) -> list[str]:
@@ -173,3 +171,16 @@ def test_the_copy_never_includes_gnupg_or_the_lock(tmp_path):
         copied = backup(live, tmp_path / "dest")
     assert (live / "lock").exists()
     assert sorted(p.name for p in Path(copied.dest).iterdir()) == ["audit.head", "audit.log", "state.json"]
+
+
+def test_a_folder_of_the_released_format_is_copied_whole(tmp_path):
+    """Format 1 recorded no head for refusals: its trail runs past the state's head, and all of it is kept."""
+    fixture = Path(__file__).resolve().parent / "fixtures" / "format1"
+    folder = tmp_path / "data"
+    folder.mkdir(mode=0o700)
+    for name in ("state.json", "audit.log"):
+        shutil.copyfile(fixture / name, folder / name)
+    copied = backup(folder, tmp_path / "copy")
+    assert (tmp_path / "copy" / "audit.log").read_bytes() == (fixture / "audit.log").read_bytes()
+    assert copied.head.seq == (fixture / "audit.log").read_bytes().count(b"\n")
+    assert sorted(p.name for p in (tmp_path / "copy").iterdir()) == ["audit.log", "state.json"]
