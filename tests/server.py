@@ -41,13 +41,15 @@ class Server:
         self.log_path = Path(log_path)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        # Open mode (the seed's behaviour) unless the caller's env names a mode;
-        # a variable set to None is left out, so a test can run the real default.
+        # Open mode (the seed's behaviour) and no rate limit (tests send many writes
+        # from one address) unless the caller's env names them; a variable set to
+        # None is left out, so a test can run the real default.
         merged = {
             **os.environ,
             "GENERATE_SHARE_DATA_DIR": str(self.data_dir),
             "GENERATE_SHARE_BIND": f"127.0.0.1:{self.port}",
             "GENERATE_SHARE_CEREMONY_AUTH": "open",
+            "GENERATE_SHARE_RATE_LIMIT": "off",
             **(env or {}),
         }
         self.env = {k: v for k, v in merged.items() if v is not None}

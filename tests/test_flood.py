@@ -97,7 +97,7 @@ def ceremony(client: Client, keys: list[str], *, token: str | None = None, probe
 def test_a_flood_grows_the_trail_little_and_a_ceremony_from_another_client_goes_through(tmp_path):
     data = tmp_path / "data"
     flood_seconds, threads = 20, 8
-    with Server(data, tmp_path / "g.log") as server:
+    with Server(data, tmp_path / "g.log", env={"GENERATE_SHARE_RATE_LIMIT": None}) as server:
         other = Client(server, OTHER)
         status, _, body = other.call("PUT", f"{V1}/init", INIT)
         assert status == 200, body
@@ -217,8 +217,9 @@ def test_a_bad_rate_limit_stops_the_start_naming_the_variable(tmp_path, value):
     assert "GENERATE_SHARE_RATE_LIMIT must be a rate such as 20/second" in server.output()
 
 
-def test_the_limit_can_be_turned_off(tmp_path):
-    with Server(tmp_path / "data", tmp_path / "g.log", env={"GENERATE_SHARE_RATE_LIMIT": "off"}) as server:
+@pytest.mark.parametrize("value", ["off", "0"])
+def test_the_limit_can_be_turned_off(tmp_path, value):
+    with Server(tmp_path / "data", tmp_path / "g.log", env={"GENERATE_SHARE_RATE_LIMIT": value}) as server:
         client = Client(server, "127.0.0.1")
         statuses = collections.Counter(client.call("PUT", UPDATE, BAD_UPDATE)[0] for _ in range(100))
         client.close()
