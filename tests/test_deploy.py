@@ -346,3 +346,15 @@ def test_systemd_analyze_verifies_the_unit(tmp_path):
     )
     complaints = [line for line in (done.stdout + done.stderr).splitlines() if unit.name in line]
     assert done.returncode == 0 and not complaints, done.stdout + done.stderr
+
+
+def test_bodies_over_tls_arrive_whole_and_past_the_limit_get_413(tmp_path, cert):
+    """A body of many TLS records is assembled in the main loop; one past the limit gets the app's 413."""
+    with TLSServer(tmp_path / "data", tmp_path / "g.log", *cert) as s:
+        ca = str(cert[0])
+        fits = b'{"key": "' + b"a" * 60_000 + b'"}'
+        r = requests.put(s.url + "/v1/sys/shares/verify", data=fits, verify=ca, timeout=30)
+        assert r.status_code == 400 and "errors" in r.json()
+        too_big = b'{"key": "' + b"a" * 70_000 + b'"}'
+        r = requests.put(s.url + "/v1/sys/shares/verify", data=too_big, verify=ca, timeout=30)
+        assert r.status_code == 413
