@@ -243,15 +243,17 @@ class GenerateShareService:
     def overview(self) -> oversight.Overview:
         """Gather the numbers a metrics scrape shows, all of them public."""
         can_write = oversight.writable(self._store.path)
+        low_disk = self.low_disk()
         with self._lock:
             attempt = self._attempt
-            return oversight.overview(
+            numbers = oversight.overview(
                 self._store.state,
                 self._store.head,
                 progress=attempt.quorum.progress if attempt is not None else None,
                 adopting=self._adoption is not None,
                 can_write=can_write,
             )
+        return replace(numbers, low_disk=low_disk)
 
     def record_refusal(self, action: str, reason: str) -> None:
         """Write a refused request to the audit trail, coalesced with others of its kind."""

@@ -248,6 +248,8 @@ def test_below_the_free_space_floor_refusals_are_counted_in_memory_and_a_state_e
         assert "less than 10000000 MB free" in lines[0]["reason"]
         status, _, health = client.call("GET", f"{V1}/health")
         assert status == 200 and health["low_disk"] is True
+        gauges = {g["Name"]: g["Value"] for g in client.call("GET", f"{V1}/metrics")[2]["Gauges"]}
+        assert gauges["generate_share_low_disk"] == 1
         client.close()
     assert records.verify(data).ok
 
@@ -255,6 +257,8 @@ def test_below_the_free_space_floor_refusals_are_counted_in_memory_and_a_state_e
 def test_with_room_on_disk_health_says_so(tmp_path):
     with Server(tmp_path / "data", tmp_path / "g.log") as server:
         assert server.get(f"{V1}/health?uninitcode=200").json()["low_disk"] is False
+        gauges = {g["Name"]: g["Value"] for g in server.get(f"{V1}/metrics").json()["Gauges"]}
+        assert gauges["generate_share_low_disk"] == 0
 
 
 @pytest.mark.parametrize("value", ["-1", "lots", "1.5"])

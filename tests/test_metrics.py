@@ -68,6 +68,7 @@ def test_after_a_ceremony_the_gauges_say_what_happened(client):
         "adoption_in_progress": 0,
         "audit_lines": head,
         "data_writable": 1,
+        "low_disk": 0,
         "notify_backlog": 0,
     }
     client.put(f"{V1}/adopt/attempt", json={"secret_threshold": 2})  # refused: initialized (one more line)

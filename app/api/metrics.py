@@ -92,6 +92,11 @@ _GAUGES: tuple[tuple[str, str, Callable[[Overview], float]], ...] = (
         "1 when the data folder can take a record now (health answers 503 when 0).",
         lambda o: o.can_write,
     ),
+    (
+        "low_disk",
+        "1 when the data folder is below GENERATE_SHARE_MIN_FREE_MB free: refusals are only counted.",
+        lambda o: o.low_disk,
+    ),
 )
 
 

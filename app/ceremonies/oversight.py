@@ -93,6 +93,7 @@ class Overview:
     adoption_in_progress: bool
     audit_lines: int
     can_write: bool
+    low_disk: bool = False  # set by the service (app.refusals' guard)
 
 
 def overview(
