@@ -101,7 +101,9 @@ def post_worker_init(worker):
     """Log one line at start: where, which folder, initialized or not, mode, TLS; warn on bare HTTP."""
     log = logging.getLogger("app.startup")
     app = worker.wsgi
-    store = app.extensions.get("generate_share_store")
+    # A bare WSGI app (bench/bare_app.py) has neither: the line then says so.
+    store = getattr(app, "extensions", {}).get("generate_share_store")
+    config = getattr(app, "config", {})
     tls = bool(worker.cfg.is_ssl)
     addresses = [_address(s.sock) for s in worker.sockets]
     log.info(
@@ -109,13 +111,13 @@ def post_worker_init(worker):
         ", ".join(addresses),
         store.path if store else "?",
         "initialized" if store and store.state is not None else "not initialized",
-        app.config.get("CEREMONY_AUTH"),
+        config.get("CEREMONY_AUTH"),
         "on" if tls else "off",
         extra={
             "addresses": addresses,
             "data_dir": str(store.path) if store else None,
             "initialized": bool(store and store.state is not None),
-            "ceremony_auth": app.config.get("CEREMONY_AUTH"),
+            "ceremony_auth": config.get("CEREMONY_AUTH"),
             "tls": tls,
         },
     )
