@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from app import audit, records
+from app.refusals import MAX_REASONS, Refusals
 from server import Server
 
 V1 = "/v1/sys"
@@ -267,3 +268,86 @@ def test_a_bad_free_space_floor_stops_the_start_naming_the_variable(tmp_path, va
     server.spawn()
     assert server.wait() != 0
     assert "GENERATE_SHARE_MIN_FREE_MB must be a whole number of megabytes" in server.output()
+
+
+# -- the coalescing, in process ------------------------------------------------------------------
+
+
+class Ticks:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def coalescer(tmp_path):
+    """A store and its Refusals on a hand-moved clock, with no background thread."""
+    store = records.Store.open(tmp_path / "data")
+    ticks = Ticks()
+    refusals = Refusals(store, threading.Lock(), monotonic=ticks)
+    refusals._start_flusher = lambda: None  # the test calls flush_due itself
+    yield store, refusals, ticks
+    store.close()
+
+
+def refuse(refusals: Refusals, client: str, reason: str = "no attempt", action: str = "update") -> None:
+    token = audit.REQUEST.set(audit.RequestInfo(request_id=f"id-{client}", client=client))
+    try:
+        refusals.add(action, reason)
+    finally:
+        audit.REQUEST.reset(token)
+
+
+def test_the_first_refusal_is_written_at_once_and_the_rest_when_the_window_ends(coalescer, tmp_path):
+    store, refusals, ticks = coalescer
+    for _ in range(5):
+        refuse(refusals, "10.0.0.1")
+    assert [e["count"] for e in trail(store.path)] == [1]
+    ticks.now += 0.5
+    assert refusals.flush_due() == pytest.approx(0.5)  # not yet
+    ticks.now += 0.5
+    assert refusals.flush_due() == pytest.approx(1.0)  # written; the window goes on
+    assert [e["count"] for e in trail(store.path)] == [1, 4]
+    ticks.now += 1.0
+    assert refusals.flush_due() is None  # nothing came: the window closes
+    refuse(refusals, "10.0.0.1")
+    assert [e["count"] for e in trail(store.path)] == [1, 4, 1]  # a new kind again: at once
+
+
+def test_counted_refusals_are_written_before_any_other_event_and_at_close(coalescer):
+    store, refusals, ticks = coalescer
+    for _ in range(3):
+        refuse(refusals, "10.0.0.1")
+    store.record("attempt_cancelled", nonce="n", progress=0)
+    refuse(refusals, "10.0.0.1")
+    store.close()
+    lines = trail(store.path)
+    assert [(e["event"], e.get("count")) for e in lines] == [
+        ("refused", 1),
+        ("refused", 2),
+        ("attempt_cancelled", None),
+        ("refused", 1),
+    ]
+    assert lines[1]["client"] == "10.0.0.1" and lines[1]["request_id"] == "id-10.0.0.1"
+    assert lines[1]["first"] <= lines[1]["last"]
+    assert records.verify(store.path).ok
+
+
+def test_a_client_that_varies_its_reason_shares_one_window_past_a_few(coalescer):
+    store, refusals, _ = coalescer
+    for n in range(100):
+        refuse(refusals, "10.0.0.1", reason=f"bad origin {n}")
+    refuse(refusals, "10.0.0.2", reason="bad origin 0")  # another client keeps its own
+    store.close()
+    lines = trail(store.path)
+    assert len(lines) == MAX_REASONS + 3  # a line per reason, one for the rest at once, one when closed
+    assert refusals_of(lines, "10.0.0.1") == 100 and refusals_of(lines, "10.0.0.2") == 1
+    assert "one of them: bad origin 4" in lines[MAX_REASONS]["reason"]
+
+
+def refusals_of(lines: list[dict], client: str) -> int:
+    return refusals([e for e in lines if e["client"] == client])
