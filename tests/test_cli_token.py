@@ -256,7 +256,7 @@ def server(tmp_path):
 def init_token(server) -> tuple[list[str], str]:
     """Initialize 3 of 5 through the CLI; return the shares (hex) and the root token it printed."""
     out = ok(server.url, "init", "--shares", "5", "--threshold", "3").stdout
-    keys = re.findall(r"^Share \d: ([0-9a-f]+)$", out, flags=re.MULTILINE)
+    keys = re.findall(r"^Share \d+ \(x = \d+\): ([0-9a-f]+)$", out, flags=re.MULTILINE)
     token = re.search(r"^Root token: (\S+)$", out, flags=re.MULTILINE).group(1)
     assert len(keys) == 5 and out.count(token) == 1
     assert "the ceremony lead needs it to start and cancel ceremonies" in out
