@@ -103,6 +103,9 @@ def register(app: Flask) -> None:
         headers_enabled=False,
         key_prefix="generate-share",
     )
+    # Reads skip the limiter before it resolves any limit (exempt_when alone is checked
+    # only after that work, a millisecond a request).
+    limiter.request_filter(_exempt)
     limiter.init_app(app)
     app.extensions[LIMITER] = limiter
     app.register_error_handler(RateLimitExceeded, partial(_too_many, limiter, spec))
