@@ -210,6 +210,20 @@ def test_a_client_over_the_limit_gets_a_429_with_retry_after_and_others_are_unaf
     assert records.verify(data).ok
 
 
+def test_refusals_still_counted_when_the_server_stops_are_written(tmp_path):
+    data = tmp_path / "data"
+    with Server(data, tmp_path / "g.log") as server:
+        client = Client(server, "127.0.0.1")
+        for _ in range(5):
+            assert client.call("PUT", UPDATE, BAD_UPDATE)[0] == 400
+        client.close()
+        lines = trail(data)
+        assert [e["count"] for e in lines] == [1]  # the first at once, the others counted
+    # SIGTERM: the worker exits gracefully and writes what it counted.
+    assert refusals(trail(data)) == 5
+    assert records.verify(data).ok
+
+
 @pytest.mark.parametrize("value", ["20/fortnight", "lots", "0/second", "-1"])
 def test_a_bad_rate_limit_stops_the_start_naming_the_variable(tmp_path, value):
     server = Server(tmp_path / "data", tmp_path / "g.log", env={"GENERATE_SHARE_RATE_LIMIT": value})
