@@ -32,7 +32,7 @@ test: $(STAMP_TEST) check-gpg
 	$(BIN)/python -m pytest
 
 soak: $(STAMP_TEST) check-gpg
-	$(BIN)/python -m pytest -m soak -s tests/test_soak.py
+	$(BIN)/python -m pytest -m soak -s tests/test_soak.py tests/test_flood.py
 
 $(STAMP_INTEROP): $(STAMP_TEST)
 	$(BIN)/python -m pip install --quiet -e '.[test,interop]'
