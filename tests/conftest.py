@@ -28,13 +28,16 @@ def keyring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keyring]:
 
 @pytest.fixture(autouse=True)
 def open_mode_by_default(monkeypatch):
-    """Run apps in open mode (the seed's behaviour) unless a test asks for CEREMONY_AUTH token.
+    """Run apps in open mode (the seed's behaviour), without a rate limit, unless a test asks.
 
     The suite written before the operator token tests open mode unchanged;
     tests/test_token.py passes "token" explicitly and checks the real default
-    through gunicorn (tests/server.py does the same for its environment).
+    through gunicorn (tests/server.py does the same for its environment). The
+    per-client write limit is off too: tests/test_flood.py tests it, and the
+    tables of bad input send far more than 20 writes a second from one client.
     """
     monkeypatch.setitem(app_package.DEFAULTS, "CEREMONY_AUTH", "open")
+    monkeypatch.setitem(app_package.DEFAULTS, "RATE_LIMIT", "off")
 
 
 @pytest.fixture

@@ -188,7 +188,8 @@ json_values = json_scalars | st.recursive(
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
     """An app holding a 3-of-5 key; its test client and the shares as hex."""
-    app = create_app({"DATA_DIR": str(tmp_path_factory.mktemp("properties") / "data")})
+    config = {"DATA_DIR": str(tmp_path_factory.mktemp("properties") / "data"), "CEREMONY_AUTH": "open"}
+    app = create_app({**config, "RATE_LIMIT": "off"})
     client = app.test_client()
     r = client.put(f"{V1}/init", json={"secret_shares": 5, "secret_threshold": 3})
     assert r.status_code == 200
