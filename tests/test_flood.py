@@ -19,8 +19,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from limits import parse_many
+from limits.strategies import FixedWindowRateLimiter
 
 from app import audit, records
+from app.api.limits import WindowCounts
 from app.refusals import MAX_REASONS, Refusals
 from server import Server
 
@@ -365,3 +368,56 @@ def test_a_client_that_varies_its_reason_shares_one_window_past_a_few(coalescer)
 
 def refusals_of(lines: list[dict], client: str) -> int:
     return refusals([e for e in lines if e["client"] == client])
+
+
+# -- the limit's counters, in process ------------------------------------------------------------
+
+
+@pytest.fixture
+def counted():
+    """A fixed-window limiter over WindowCounts on a hand-moved wall clock."""
+    ticks = Ticks()
+    storage = WindowCounts(clock=ticks)
+    storage.timer.join()  # MemoryStorage's own first timer, started once at construction
+    return FixedWindowRateLimiter(storage), storage, ticks
+
+
+def test_a_client_gets_its_limit_per_window_and_learns_when_the_window_ends(counted):
+    limiter, _, ticks = counted
+    (item,) = parse_many("3/second")
+    assert [limiter.hit(item, "10.0.0.1") for _ in range(4)] == [True, True, True, False]
+    assert limiter.hit(item, "10.0.0.2")  # another client has its own window
+    ticks.now += 0.5
+    assert not limiter.hit(item, "10.0.0.1")
+    stats = limiter.get_window_stats(item, "10.0.0.1")
+    assert stats.reset_time == pytest.approx(1001.0) and stats.remaining == 0
+    ticks.now += 0.5
+    assert limiter.hit(item, "10.0.0.1")  # a new window
+    assert limiter.get_window_stats(item, "10.0.0.1").remaining == 2
+
+
+def test_ended_windows_are_forgotten_so_a_flood_from_many_addresses_holds_little(counted):
+    limiter, storage, ticks = counted
+    items = parse_many("20/second;100/minute")
+    for n in range(5000):
+        for item in items:
+            limiter.hit(item, f"10.0.{n // 256}.{n % 256}")
+    assert len(storage.storage) == 10000
+    ticks.now += 1.0  # the second-long windows end; the minute-long ones go on
+    limiter.hit(items[0], "10.9.9.9")
+    assert len(storage.storage) == 5001 and len(storage.expirations) == 5001
+    ticks.now += 59.0
+    limiter.hit(items[0], "10.9.9.9")
+    assert len(storage.storage) == len(storage.expirations) == 1
+    assert len(storage._ends) == 1
+
+
+def test_writes_at_a_ceremonys_pace_start_no_thread(counted):
+    # limits' MemoryStorage starts a Timer thread on a write once its last has run out.
+    limiter, storage, ticks = counted
+    (item,) = parse_many("20/second")
+    first, threads = storage.timer, threading.active_count()
+    for _ in range(5):
+        ticks.now += 0.05
+        assert limiter.hit(item, "10.0.0.1")
+        assert storage.timer is first and threading.active_count() == threads
