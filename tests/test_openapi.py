@@ -11,7 +11,7 @@ import json
 import pytest
 import schemathesis
 
-from app import shamir
+from app import create_app, shamir
 from app.api import contract
 from app.api.openapi import OPERATIONS, REFERENCE_PATH, SPEC_PATH, build_spec, render, render_markdown
 from app.api.reference import HEADER
@@ -118,6 +118,7 @@ def test_every_operation_documents_its_errors_in_vaults_shape(app):
             assert {"404", "405", "500"} <= codes, (method, path)
             assert ("503" in codes) == (method in WRITES), (method, path)
             assert ("403" in codes) == (method in WRITES), (method, path)
+            assert ("429" in codes) == (method in WRITES), (method, path)
             if "requestBody" in op:
                 assert {"400", "413"} <= codes, (method, path)
                 assert set(op["requestBody"]["content"]) == {"application/json"}
@@ -135,6 +136,7 @@ def test_every_operation_documents_its_errors_in_vaults_shape(app):
             "$ref": "#/components/schemas/ErrorReply"
         }
         assert {"Cache-Control", "X-Content-Type-Options"} <= set(response["headers"]), name
+    assert spec["components"]["responses"]["Error429"]["headers"]["Retry-After"]["required"] is True
     assert "/sys/" in spec["info"]["description"]  # the bare aliases are named there
 
 
@@ -305,3 +307,24 @@ def test_the_shared_500_sentence_is_what_a_fault_gets(app, client, monkeypatch):
     r = client.get(f"{V1}/health")
     assert_error(r, 500)
     assert r.get_json()["errors"] == [contract.SHARED_REFUSALS[500].sentence]
+
+
+def test_the_shared_429_sentence_is_what_every_write_over_the_limit_gets(tmp_path):
+    # The conftest turns the limit off; this app has the one the example names.
+    app = create_app({"DATA_DIR": str(tmp_path / "data"), "RATE_LIMIT": contract.RATE_LIMIT_EXAMPLE})
+    try:
+        client = app.test_client()
+        spec = build_spec(app)
+        assert client.put(f"{V1}/init", json={"secret_shares": 5, "secret_threshold": 3}).status_code == 200
+        writes = [(path, method) for path, ops in spec["paths"].items() for method in ops if method in WRITES]
+        assert len(writes) >= 8
+        for path, method in writes:
+            r = client.open(path, method=method.upper(), json={})
+            assert_error(r, 429)
+            assert r.get_json()["errors"] == _sentences(spec, spec["paths"][path][method]["responses"]["429"])
+            assert r.get_json()["errors"] == [contract.SHARED_REFUSALS[429].sentence]
+            assert 1 <= int(r.headers["Retry-After"]) <= 60
+        # Reads are never limited.
+        assert client.get(f"{V1}/health").status_code == 200
+    finally:
+        app.extensions["generate_share_store"].close()

@@ -19,6 +19,7 @@ __all__ = [
     "EXAMPLE_NONCE",
     "GIVENS",
     "OPERATIONS",
+    "RATE_LIMIT_EXAMPLE",
     "SHARED_REFUSALS",
     "Operation",
     "Refusal",
@@ -133,6 +134,8 @@ _SHORT_KEY = "key has 4 hex digits; expected a share of 33 bytes (66 hex digits 
 _SHARE_0 = {"key": "<share 0>"}
 _ANY_SHARE = {"key": "01" * 33}
 CROSS_SITE_ORIGIN = "https://elsewhere.example"  # the page a 403 example names
+# The GENERATE_SHARE_RATE_LIMIT the 429 example names: two writes meet it at once, whatever the pace.
+RATE_LIMIT_EXAMPLE = "1/minute"
 
 #: Every view, by "<blueprint>.<function>"; a view missing here is still
 #: documented, as a reply of any JSON object, and a test fails until it is added.
@@ -436,6 +439,8 @@ ERROR_TEXT = {
     404: "No such path (the answer to any unknown path under the prefix).",
     405: "The path does not take this method; the Allow header lists those it takes.",
     413: "The request body is larger than the configured limit (GENERATE_SHARE_MAX_CONTENT_LENGTH).",
+    429: "The client sent more writes than GENERATE_SHARE_RATE_LIMIT allows (20 a second by default; "
+    "reads are never limited). Nothing was changed; Retry-After says in how many seconds to send again.",
     500: "A fault of the server itself; the detail is in the server log.",
     503: "The server could not do its part (disk, gpg); nothing was changed or issued.",
 }
@@ -454,6 +459,12 @@ SHARED_REFUSALS = {
         "the request body is larger than the limit of 65536 bytes; send a smaller JSON object",
         body=" " * (64 * 1024 + 1),
         status=413,
+    ),
+    429: Refusal(
+        f"a client's second write within a minute, when GENERATE_SHARE_RATE_LIMIT is {RATE_LIMIT_EXAMPLE}",
+        f"too many writes from this client (the limit is {RATE_LIMIT_EXAMPLE}); nothing was changed: "
+        "wait for the seconds Retry-After says, then send again",
+        status=429,
     ),
     500: Refusal(
         "a bug or a broken environment",

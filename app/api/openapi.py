@@ -60,6 +60,8 @@ Conventions for every operation:
   (including a call that does not fit the current state), 404 for an unknown
   path, 405 for a wrong method, 413 for a body over the configured limit
   (64 KiB by default), 403 for a write from a browser page of another site,
+  429 with `Retry-After` for a client's write over its rate limit
+  (`GENERATE_SHARE_RATE_LIMIT`, 20 writes a second by default),
   503 when the server could not do its part of a write (nothing was
   changed), 500 only for a fault of the server itself.
 - The API has no authentication of its own; see SECURITY.md.
@@ -235,6 +237,12 @@ def _error_response(status: int, refusals: tuple[Refusal, ...], allow: str = "")
     content = _json("ErrorReply")
     content["application/json"]["examples"] = _examples(refusals)
     headers = _headers()
+    if status == 429:
+        headers["Retry-After"] = {
+            "description": "In how many seconds the client's window ends and its writes are taken again.",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1},
+        }
     if allow:
         headers["Allow"] = {
             "description": f"The methods the path takes: {allow}.",
@@ -358,7 +366,9 @@ def _errors(op: Operation, method: str, path: str, allowed: str) -> dict:
     if method in _WRITES:
         own[403] = (cross_site_refusal(method),)
     shared = (
-        {404, 500} | ({413} if op.request is not None else set()) | ({503} if method in _WRITES else set())
+        {404, 500}
+        | ({413} if op.request is not None else set())
+        | ({429, 503} if method in _WRITES else set())  # every write counts against the rate limit
     )
     responses = {}
     for status in sorted(own.keys() | shared):
