@@ -8,7 +8,7 @@ STAMP_TEST := $(VENV)/.installed-test
 STAMP_BENCH := $(VENV)/.installed-bench
 STAMP_INTEROP := $(VENV)/.installed-interop
 
-.PHONY: run test soak interop lint check-gpg clean openapi bench
+.PHONY: run test soak interop lint check-gpg check-test-tools clean openapi bench dist
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,24 @@ $(STAMP_TEST): $(STAMP_RUN)
 check-gpg:
 	@command -v gpg >/dev/null 2>&1 || { echo "gpg is missing: install it with 'apt-get install gnupg' (Debian/Ubuntu)" >&2; exit 1; }
 
+# The tests run real programs: gpg, and for deploy/ nginx, systemd-analyze and
+# openssl. As root on Debian the missing ones are installed; otherwise the
+# target says which packages to install.
+TEST_TOOLS := gpg:gnupg nginx:nginx systemd-analyze:systemd openssl:openssl
+check-test-tools:
+	@missing=""; for pair in $(TEST_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || [ -x /usr/sbin/$${pair%%:*} ] || missing="$$missing $${pair##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "the tests need:$$missing; install them with 'apt-get install$$missing'" >&2; exit 1; fi; \
+	fi
+
 run: $(STAMP_RUN) check-gpg
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: $(STAMP_TEST) check-gpg
+test: $(STAMP_TEST) check-test-tools
 	$(BIN)/python -m pytest
 
 soak: $(STAMP_TEST) check-gpg

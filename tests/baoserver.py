@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from server import free_port
+from server import free_port, wait_for_http
 
 BOOT_SECONDS = 60
 
@@ -75,18 +75,8 @@ class OpenBao:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + BOOT_SECONDS
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"bao server exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                # Any status (501 uninitialized, 503 sealed) means the listener is up.
-                requests.get(self.url + "/v1/sys/health", timeout=1)
-                return self
-            except requests.ConnectionError:
-                time.sleep(0.05)  # polling for readiness, bounded by the deadline
-        self.kill()
-        raise RuntimeError(f"bao server did not answer within {BOOT_SECONDS}s:\n{self.output()}")
+        wait_for_http(self, "bao server", BOOT_SECONDS)
+        return self
 
     def output(self) -> str:
         """Return everything the server logged."""

@@ -24,6 +24,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_http(server, name: str, seconds: float = BOOT_SECONDS) -> None:
+    """Return once server.url answers /v1/sys/health with any status; kill it and raise if it never does."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {server.proc.returncode}:\n{server.output()}")
+        try:
+            # Any status (501 uninitialized, 503 sealed) means the listener is up.
+            requests.get(server.url + "/v1/sys/health", timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.05)  # polling for readiness, bounded by the deadline
+    server.kill()
+    raise RuntimeError(f"{name} did not answer within {seconds:g}s:\n{server.output()}")
+
+
 class Server:
     """One gunicorn master with the production configuration."""
 
@@ -87,17 +103,8 @@ class Server:
     def start(self) -> Server:
         """Start gunicorn and return once it answers HTTP."""
         self.spawn()
-        deadline = time.monotonic() + BOOT_SECONDS
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                requests.get(self.url + "/v1/sys/health", timeout=1)
-                return self
-            except requests.ConnectionError:
-                time.sleep(0.05)  # polling for readiness, bounded by the deadline
-        self.kill()
-        raise RuntimeError(f"gunicorn did not answer within {BOOT_SECONDS}s:\n{self.output()}")
+        wait_for_http(self, "gunicorn")
+        return self
 
     def get(self, path: str, **kwargs) -> requests.Response:
         """GET a path of the server, with a timeout."""

@@ -289,6 +289,17 @@ def test_cancel_with_nothing_running_says_so(server):
     assert server.get(ATTEMPT).json()["started"] is False
 
 
+def test_adopt_cancel_with_nothing_running_says_so(server):
+    """Say nothing was cancelled when no adoption ran; cancel a running one as before."""
+    idle = invoke("adopt", "cancel", "--address", server.url)
+    assert idle.exit_code == 0
+    assert idle.stdout == "No adoption was in progress; nothing was cancelled.\n"
+    assert invoke("adopt", "start", "--threshold", "2", "--address", server.url).exit_code == 0
+    done = invoke("adopt", "cancel", "--address", server.url)
+    assert done.exit_code == 0 and "Adoption cancelled; every submitted share was discarded" in done.stdout
+    assert server.get("/v1/sys/adopt/attempt").json()["started"] is False
+
+
 # -- TLS: --ca-cert, and what REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE do ----------------------------
 
 

@@ -8,7 +8,7 @@ import click
 
 from app.cli.client import ADOPT, ADOPT_UPDATE
 from app.cli.failure import fail_usage
-from app.cli.options import Options, lead_call, pass_options
+from app.cli.options import Options, cancel_ceremony, pass_options
 from app.cli.output import echo_json, progress, root_token_lines, x_list
 from app.cli.submit import nonce_option, submit_share
 
@@ -151,8 +151,4 @@ def adopt_update(options: Options, nonce: str | None) -> None:
 @pass_options
 def adopt_cancel(options: Options) -> None:
     """Cancel the adoption in progress; every submitted share is forgotten."""
-    reply = lead_call(options, "DELETE", ADOPT)
-    if options.json:
-        echo_json(reply)
-        return
-    click.echo("Adoption cancelled; every submitted share was discarded.")
+    cancel_ceremony(options, ADOPT, "adoption")

@@ -16,9 +16,9 @@ from app import pgp
 from app.cli.client import ATTEMPT, INIT, UPDATE
 from app.cli.decrypt import gpg_decrypt
 from app.cli.failure import USAGE, Failure, fail_usage
-from app.cli.options import Options, lead_call, pass_options
+from app.cli.options import Options, cancel_ceremony, lead_call, pass_options
 from app.cli.output import echo_json, fingerprint_line, grouped, progress, root_token_lines, subkey_line
-from app.cli.prompts import read_key_file, read_pad, read_token
+from app.cli.prompts import read_key_file, read_pad
 from app.cli.submit import nonce_option, submit_share
 
 __all__ = ["cancel", "decode", "init", "start", "status", "update"]
@@ -255,18 +255,7 @@ def update(options: Options, nonce: str | None, output_file: str | None) -> None
 @pass_options
 def cancel(options: Options) -> None:
     """Cancel the attempt in progress; every submitted share is forgotten."""
-    read_token(options.token_file)  # a malformed token is refused before any request
-    # The server answers 204 whether or not an attempt was running: ask first, so that
-    # nobody is told shares were discarded when there were none.
-    if not options.client().call("GET", ATTEMPT).data["started"]:
-        if not options.json:
-            click.echo("No share generation attempt was in progress; nothing was cancelled.")
-        return
-    reply = lead_call(options, "DELETE", ATTEMPT)
-    if options.json:
-        echo_json(reply)
-        return
-    click.echo("Share generation attempt cancelled; every submitted share was discarded.")
+    cancel_ceremony(options, ATTEMPT, "share generation attempt")
 
 
 @click.command()

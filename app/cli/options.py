@@ -8,6 +8,7 @@ import click
 
 from app.cli.client import Client
 from app.cli.failure import Failure
+from app.cli.output import echo_json
 from app.cli.prompts import TOKEN_ENV, read_token
 
 __all__ = ["Options", "lead_call", "pass_options"]
@@ -50,3 +51,19 @@ def lead_call(options: Options, method: str, path: str, body: dict | None = None
                 "with the root token that init (or adopt start) printed."
             )
         raise
+
+
+def cancel_ceremony(options: Options, path: str, what: str) -> None:
+    """Cancel the ceremony at path (lead only), saying so only if one was in progress."""
+    read_token(options.token_file)  # a malformed token is refused before any request
+    # The server answers 204 whether or not a ceremony was running: ask first, so that
+    # nobody is told shares were discarded when there were none.
+    if not options.client().call("GET", path).data["started"]:
+        if not options.json:
+            click.echo(f"No {what} was in progress; nothing was cancelled.")
+        return
+    reply = lead_call(options, "DELETE", path)
+    if options.json:
+        echo_json(reply)
+        return
+    click.echo(f"{what[0].upper()}{what[1:]} cancelled; every submitted share was discarded.")
