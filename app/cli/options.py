@@ -56,9 +56,11 @@ def lead_call(options: Options, method: str, path: str, body: dict | None = None
 def cancel_ceremony(options: Options, path: str, what: str) -> None:
     """Cancel the ceremony at path (lead only), saying so only if one was in progress."""
     read_token(options.token_file)  # a malformed token is refused before any request
+    client = options.client()
+    client.health()  # a Vault or OpenBao at this address is refused before anything else
     # The server answers 204 whether or not a ceremony was running: ask first, so that
     # nobody is told shares were discarded when there were none.
-    if not options.client().call("GET", path).data["started"]:
+    if not client.call("GET", path).data["started"]:
         if not options.json:
             click.echo(f"No {what} was in progress; nothing was cancelled.")
         return
