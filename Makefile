@@ -42,8 +42,13 @@ check-test-tools:
 run: $(STAMP_RUN) check-gpg
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
+# Most tests wait on real programs (gunicorn, gpg, fsync), so four processes on
+# two cores finish in about half the time; a file's tests stay in one process.
+# The schemathesis file runs on its own: it yields one test id per operation,
+# which xdist would schedule only once.
 test: $(STAMP_TEST) check-test-tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 4 --dist loadfile --ignore=tests/test_fuzz.py
+	$(BIN)/python -m pytest tests/test_fuzz.py
 
 soak: $(STAMP_TEST) check-gpg
 	$(BIN)/python -m pytest -m soak -s tests/test_soak.py tests/test_flood.py
