@@ -1,7 +1,6 @@
 """GET /v1/sys/metrics: the public numbers after a ceremony, replies by status class, nothing secret."""
 
 import base64
-import timeit
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -166,14 +165,3 @@ def test_the_real_gunicorn_serves_prometheus_text(tmp_path):
         assert found[("generate_share_requests_total", (("class", "2xx"),))] == 1  # the init
         assert server.get(f"{V1}/metrics").json()["Gauges"]
     assert "Traceback" not in server.output()
-
-
-def test_counting_a_reply_costs_well_under_a_microsecond(client):
-    """The counter is one lock and one addition: measure it beside a whole request."""
-    from app.api.metrics import RequestCounts
-
-    counts = RequestCounts()
-    per_add = min(timeit.repeat(lambda: counts.add(200), number=10000, repeat=5)) / 10000
-    per_get = min(timeit.repeat(lambda: client.get(f"{V1}/health"), number=200, repeat=3)) / 200
-    assert per_add < 2e-6, f"{per_add * 1e9:.0f} ns per count"
-    assert per_add < per_get / 50, (per_add, per_get)
