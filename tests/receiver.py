@@ -55,15 +55,17 @@ class Receiver:
                     self.close_connection = True
                     return
                 status = 204 if action == "ok" else action
+                if status == 204:
+                    # Kept before the reply leaves: once the service has its 2xx, the
+                    # test may look, and the event must already be there.
+                    with receiver.cond:
+                        receiver.got.append((dict(self.headers), body, json.loads(body)))
+                        receiver.cond.notify_all()
                 self.send_response(status)
                 if 300 <= status < 400:
                     self.send_header("Location", "/elsewhere")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-                if status == 204:
-                    with receiver.cond:
-                        receiver.got.append((dict(self.headers), body, json.loads(body)))
-                        receiver.cond.notify_all()
 
             def do_GET(self):
                 with receiver.cond:
