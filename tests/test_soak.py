@@ -154,11 +154,17 @@ def test_soak(tmp_path, keyring):
             assert "generate_share_notify_backlog 0.0" in backlog.text
     receiver.stop()
     seqs = [seq for seq, _ in receiver.events()]
-    # At least once, in order: a line may come twice only after a retry, never out of order.
-    assert sorted(set(seqs)) == list(range(1, lines + 1)) and seqs == sorted(seqs)
-    # The backlog on disk: the cursor written at shutdown names the trail's last line.
+    # Refusals still being counted when the load ended become trail lines a second
+    # later, or at shutdown: the trail may end a few lines after `lines`.
+    final = (tmp_path / "data" / "audit.log").read_bytes().count(b"\n")
+    delivered = max(seqs)
+    # At least once, in order: a line may come twice only after a retry, never out of
+    # order; every line up to `lines` arrived, and nothing the trail does not hold.
+    assert sorted(set(seqs)) == list(range(1, delivered + 1)) and seqs == sorted(seqs)
+    assert lines <= delivered <= final
+    # The backlog on disk: the cursor written at shutdown names the last line delivered.
     cursor = (tmp_path / "data" / cursor_name(receiver.url)).read_bytes()
-    assert f" seq={lines} ".encode() in cursor
+    assert f" seq={delivered} ".encode() in cursor
 
     assert len(issued) == CEREMONIES
     assert all(shamir.combine([new, *old[:2]]) == secret for new in issued)
