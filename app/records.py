@@ -218,15 +218,20 @@ class _Loaded:
     format: int = FORMAT
 
 
-def _load(folder: DataFolder) -> _Loaded:
-    """Read the state file; refuse to start, untouched, if it is damaged."""
-    file = folder.path / STATE_FILE
+def _read_at_start(folder: DataFolder, name: str, what: str) -> bytes | None:
+    """Read one file of the folder (None if missing); refuse to start, naming it, if it cannot be read."""
     try:
-        raw = folder.read(STATE_FILE)
+        return folder.read(name)
     except SymlinkError as exc:
         raise StartupError(f"{exc}; remove it") from None
     except OSError as exc:
-        raise StartupError(f"cannot read the data file {file}: {exc.strerror}") from None
+        raise StartupError(f"cannot read {what} {folder.path / name}: {exc.strerror}") from None
+
+
+def _load(folder: DataFolder) -> _Loaded:
+    """Read the state file; refuse to start, untouched, if it is damaged."""
+    file = folder.path / STATE_FILE
+    raw = _read_at_start(folder, STATE_FILE, "the data file")
     if raw is None:
         return _Loaded(present=False)
     try:
@@ -242,12 +247,7 @@ def _load(folder: DataFolder) -> _Loaded:
 def _load_head_file(folder: DataFolder) -> Head | None:
     """Read the head file: None if it is missing; refuse to start if no copy is intact."""
     file = folder.path / HEAD_FILE
-    try:
-        raw = folder.read(HEAD_FILE)
-    except SymlinkError as exc:
-        raise StartupError(f"{exc}; remove it") from None
-    except OSError as exc:
-        raise StartupError(f"cannot read the audit head file {file}: {exc.strerror}") from None
+    raw = _read_at_start(folder, HEAD_FILE, "the audit head file")
     if raw is None:
         return None
     found = read_head_file(raw)
