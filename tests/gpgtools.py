@@ -210,6 +210,16 @@ class Keyring:
 
     def _gpg(self, *args: str, stdin: bytes | None = None) -> bytes:
         """Run gpg in this home, assert success, and return its stdout."""
-        completed = subprocess.run(self._command(*args), input=stdin, capture_output=True, check=False)
-        assert completed.returncode == 0, completed.stderr.decode(errors="replace")
-        return completed.stdout
+        return gpg_in(self.home, *args, stdin=stdin)
+
+
+def gpg_in(home: Path, *args: str, stdin: bytes | None = b"") -> bytes:
+    """Run a batch gpg in home, assert success, and return its stdout."""
+    done = subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--no-tty", *args],
+        input=stdin,
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    return done.stdout

@@ -18,6 +18,7 @@ from app import shamir
 from app.cli import cli
 from app.cli import output as cli_output
 from app.cli import prompts as cli_module
+from gpgtools import gpg_in
 from helpers import same_key
 from server import Server, free_port
 
@@ -326,18 +327,6 @@ def test_init_with_binary_and_armored_pgp_keys(server, keyring, tmp_path):
 
     table = ok(server.url, "shares").stdout
     assert all(fp in table for fp in fingerprints) and "3 shares issued, threshold 2" in table
-
-
-def gpg_in(home: Path, *args: str, stdin: bytes) -> bytes:
-    """Run a batch gpg in home, assert success, and return its stdout."""
-    done = subprocess.run(
-        ["gpg", "--homedir", str(home), "--batch", "--no-tty", *args],
-        input=stdin,
-        capture_output=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr.decode(errors="replace")
-    return done.stdout
 
 
 def test_decode_failure_is_one_line(keyring, tmp_path):

@@ -26,6 +26,7 @@ from app import shamir
 from app.cli import cli
 from app.cli.client import Client
 from app.cli.options import Options
+from gpgtools import gpg_in
 from server import Server
 
 ATTEMPT = "/v1/sys/generate-share/attempt"
@@ -436,21 +437,9 @@ def test_ca_cert_wins_over_the_ca_bundle_variables(tls_front):
 # -- decode: from a file or stdin, and gpg's real reason ------------------------------------------
 
 
-def _gpg(home: Path, *args: str, stdin: bytes = b"") -> bytes:
-    """Run a batch gpg in home, assert success, and return its stdout."""
-    done = subprocess.run(
-        ["gpg", "--homedir", str(home), "--batch", "--no-tty", *args],
-        input=stdin,
-        capture_output=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr.decode(errors="replace")
-    return done.stdout
-
-
 def _encrypt(home: Path, recipient: str, data: bytes, *armor: str) -> bytes:
     """Encrypt data to recipient with the keys of home."""
-    return _gpg(home, "--trust-model", "always", *armor, "--encrypt", "--recipient", recipient, stdin=data)
+    return gpg_in(home, "--trust-model", "always", *armor, "--encrypt", "--recipient", recipient, stdin=data)
 
 
 @pytest.mark.parametrize("form", ["base64 file", "binary file", "armored file", "stdin", "stdin armored"])
@@ -494,10 +483,10 @@ def protected(tmp_path_factory):
     home = tmp_path_factory.mktemp("pp")
     home.chmod(0o700)
     loopback = ("--pinentry-mode", "loopback", "--passphrase", "right passphrase")
-    _gpg(home, *loopback, "--quick-gen-key", "holder <h@example.org>", "ed25519", "cert", "0")
-    listing = _gpg(home, "--with-colons", "--list-keys").decode()
+    gpg_in(home, *loopback, "--quick-gen-key", "holder <h@example.org>", "ed25519", "cert", "0")
+    listing = gpg_in(home, "--with-colons", "--list-keys").decode()
     fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
-    _gpg(home, *loopback, "--quick-add-key", fingerprint, "cv25519", "encr", "0")
+    gpg_in(home, *loopback, "--quick-add-key", fingerprint, "cv25519", "encr", "0")
     yield home, fingerprint
     subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False)
 
