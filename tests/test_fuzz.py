@@ -18,6 +18,7 @@ import hypothesis
 import pytest
 import schemathesis
 from hypothesis import HealthCheck
+from schemathesis.config._checks import NegativeDataRejectionConfig
 from schemathesis.core import NOT_SET
 
 from app.api.openapi import SPEC_PATH
@@ -32,6 +33,9 @@ STATEFUL_STEPS = 8
 # an update without an attempt, a base64 string that is not a PGP key), and the
 # contract answers those with 400 by design.
 EXCLUDED_CHECKS = ["positive_data_acceptance"]
+# Invalid data must be refused; a generated body past the 64 KiB limit is
+# refused with the 413 the document lists, before its content is read.
+REJECTION_STATUSES = [*NegativeDataRejectionConfig().expected_statuses, "413"]
 
 
 def _start(tmp_path_factory, name: str) -> Server:
@@ -49,6 +53,9 @@ def _load(*, phases: list[str], base_url: str | None = None):
     schema.config.generation.update(max_examples=MAX_EXAMPLES)
     schema.config.phases.update(phases=phases)
     schema.config.checks.update(excluded_check_names=EXCLUDED_CHECKS)
+    schema.config.checks.negative_data_rejection = NegativeDataRejectionConfig(
+        expected_statuses=REJECTION_STATUSES
+    )
     return schema
 
 
