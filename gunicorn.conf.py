@@ -7,35 +7,12 @@ second process fails to start. Scale with threads.
 
 import ipaddress
 import logging
-import os
 import socket
 import ssl
 import sys
 
-bind = os.environ.get("GENERATE_SHARE_BIND", "127.0.0.1:8200")
-workers = 1
-# gthread, except that a thread gets a connection only once its request has
-# fully arrived: slow or idle clients wait in the main loop, not in a thread.
-# A request must arrive whole within GENERATE_SHARE_REQUEST_DEADLINE seconds
-# (default 10; app/worker.py reads it), or it is answered 408 and closed.
-worker_class = "app.worker.BufferingWorker"
-threads = int(os.environ.get("GENERATE_SHARE_THREADS", "8"))
-# Connections the worker holds at once, arriving, served or kept alive; past
-# this it stops accepting until one closes. Each arriving request holds at
-# most 32 KiB of head plus the body limit in memory.
-worker_connections = 1000
-# Load the app in the worker, not the master: the worker holds the data
-# folder's lock, and a second worker on the same folder must fail loudly.
-preload_app = False
-# Restarting the worker would silently cancel a ceremony in progress.
-max_requests = 0
-timeout = 60
-graceful_timeout = 30
-accesslog = None
-errorlog = "-"
-loglevel = os.environ.get("GENERATE_SHARE_LOG_LEVEL", "info").lower()
-# gunicorn 27's control socket is shared per user; the service needs none.
-control_socket_disable = True
+# Not "config": a module-level name gunicorn knows is taken as its setting.
+from app.config import SettingError, from_environ
 
 #: The exit status of a start this file refuses (gunicorn's own APP_LOAD_ERROR);
 #: a worker that cannot open the data folder makes the master exit 3
@@ -49,17 +26,44 @@ def _refuse(sentence: str) -> None:
     sys.exit(REFUSED)
 
 
+# Every GENERATE_SHARE_* setting is checked here, in the master, before
+# anything listens: a bad one is refused in one sentence (app/config.py).
+try:
+    settings = from_environ()
+except SettingError as exc:
+    _refuse(str(exc))
+
+bind = settings.bind
+workers = 1
+# gthread, except that a thread gets a connection only once its request has
+# fully arrived: slow or idle clients wait in the main loop, not in a thread.
+# A request must arrive whole within GENERATE_SHARE_REQUEST_DEADLINE seconds
+# (default 10; app/worker.py takes it from app/config.py), or it is answered 408 and closed.
+worker_class = "app.worker.BufferingWorker"
+threads = settings.threads
+# Connections the worker holds at once, arriving, served or kept alive; past
+# this it stops accepting until one closes. Each arriving request holds at
+# most 32 KiB of head plus the body limit in memory.
+worker_connections = 1000
+# Load the app in the worker, not the master: the worker holds the data
+# folder's lock, and a second worker on the same folder must fail loudly.
+preload_app = False
+# Restarting the worker would silently cancel a ceremony in progress.
+max_requests = 0
+timeout = 60
+graceful_timeout = 30
+accesslog = None
+errorlog = "-"
+loglevel = settings.log_level.lower()
+# gunicorn 27's control socket is shared per user; the service needs none.
+control_socket_disable = True
+
+
 def _tls_files() -> tuple[str, str] | None:
-    """Return the certificate and key files for native TLS, or None; refuse a half or bad pair."""
-    cert = os.environ.get("GENERATE_SHARE_TLS_CERT_FILE", "")
-    key = os.environ.get("GENERATE_SHARE_TLS_KEY_FILE", "")
-    if not cert and not key:
-        return None
-    if not cert or not key:
-        _refuse(
-            "GENERATE_SHARE_TLS_CERT_FILE and GENERATE_SHARE_TLS_KEY_FILE go together: set both "
-            "(PEM certificate chain and its private key) for HTTPS, or neither for plain HTTP"
-        )
+    """Return the certificate and key files for native TLS, or None; refuse a pair that cannot be read."""
+    cert, key = settings.tls_cert_file, settings.tls_key_file
+    if not cert:
+        return None  # app/config.py refused half a pair
     for name, path in (("GENERATE_SHARE_TLS_CERT_FILE", cert), ("GENERATE_SHARE_TLS_KEY_FILE", key)):
         try:
             with open(path, "rb"):
@@ -103,7 +107,7 @@ def post_worker_init(worker):
     app = worker.wsgi
     # A bare WSGI app (bench/bare_app.py) has neither: the line then says so.
     store = getattr(app, "extensions", {}).get("generate_share_store")
-    config = getattr(app, "config", {})
+    ceremony_auth = settings.ceremony_auth if store else None  # the worker read the same settings
     tls = bool(worker.cfg.is_ssl)
     addresses = [_address(s.sock) for s in worker.sockets]
     log.info(
@@ -111,13 +115,13 @@ def post_worker_init(worker):
         ", ".join(addresses),
         store.path if store else "?",
         "initialized" if store and store.state is not None else "not initialized",
-        config.get("CEREMONY_AUTH"),
+        ceremony_auth,
         "on" if tls else "off",
         extra={
             "addresses": addresses,
             "data_dir": str(store.path) if store else None,
             "initialized": bool(store and store.state is not None),
-            "ceremony_auth": config.get("CEREMONY_AUTH"),
+            "ceremony_auth": ceremony_auth,
             "tls": tls,
         },
     )

@@ -1,5 +1,14 @@
 """The WSGI entry point for gunicorn: ``gunicorn -c gunicorn.conf.py wsgi:app``."""
 
-from app import create_app
+import sys
 
-app = create_app()
+from app import create_app
+from app.errors import StartupError
+
+try:
+    app = create_app()
+except StartupError as exc:
+    # One sentence, no traceback. Exit 3 is gunicorn's WORKER_BOOT_ERROR: the
+    # master stops too, and deploy/generate-share.service does not restart.
+    print(f"generate-share: refusing to start: {exc}", file=sys.stderr)
+    sys.exit(3)

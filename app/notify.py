@@ -38,17 +38,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import requests
 
 from .audit import AUDIT_FILE, line_hash
-from .errors import StartupError
 from .folder import DataFolder
 
-__all__ = ["EVENTS", "Notifier", "Settings", "settings", "sign"]
+__all__ = ["EVENTS", "Notifier", "Settings", "sign"]
 
 log = logging.getLogger(__name__)
 
@@ -92,87 +89,12 @@ _READ_CHUNK = 64 * 1024
 
 @dataclass(frozen=True)
 class Settings:
-    """The checked notification settings: no URLs means no notifications."""
+    """The notification settings (checked in app/config.py): no URLs means no notifications."""
 
     urls: tuple[str, ...] = ()
     secret: bytes = b""
     events: frozenset[str] = EVENTS
     required: bool = False
-
-
-def settings(config: Mapping) -> Settings:
-    """Check the GENERATE_SHARE_NOTIFY_* settings; StartupError names the variable that is wrong."""
-    urls = _urls(config.get("NOTIFY_URL", ""))
-    secret = config.get("NOTIFY_SECRET", "")
-    events = config.get("NOTIFY_EVENTS", "")
-    required = config.get("NOTIFY_REQUIRED", False)
-    if not isinstance(required, bool):
-        raise StartupError("GENERATE_SHARE_NOTIFY_REQUIRED must be true or false")
-    if not isinstance(secret, str):
-        raise StartupError(
-            "GENERATE_SHARE_NOTIFY_SECRET must be text of at least 16 characters "
-            "(it was read as a number or a JSON value: quote it, or choose a random one)"
-        )
-    if urls and len(secret) < MIN_SECRET:
-        raise StartupError(
-            f"GENERATE_SHARE_NOTIFY_SECRET must be set, at least {MIN_SECRET} characters, when "
-            "GENERATE_SHARE_NOTIFY_URL is: receivers check each notification's signature with it "
-            "(for example: python3 -c 'import secrets; print(secrets.token_hex(32))')"
-        )
-    if required and not urls:
-        raise StartupError(
-            "GENERATE_SHARE_NOTIFY_REQUIRED=true needs GENERATE_SHARE_NOTIFY_URL: "
-            "without a receiver no ceremony could ever start"
-        )
-    chosen = _events(events)
-    if required and not set(START_EVENTS) <= chosen:
-        raise StartupError(
-            "GENERATE_SHARE_NOTIFY_EVENTS must include attempt_started and adoption_started when "
-            "GENERATE_SHARE_NOTIFY_REQUIRED=true: a start waits until its event is accepted"
-        )
-    return Settings(urls=urls, secret=secret.encode(), events=chosen, required=required)
-
-
-def _urls(value) -> tuple[str, ...]:
-    """Return the receiver URLs, or refuse to start naming the variable."""
-    help = (
-        "GENERATE_SHARE_NOTIFY_URL must be one or more http:// or https:// URLs, comma-separated, "
-        "such as https://hooks.example.org/generate-share"
-    )
-    if not isinstance(value, str):
-        raise StartupError(help)
-    urls = []
-    for entry in (e.strip() for e in value.split(",")):
-        if not entry:
-            continue
-        try:
-            parts = urlsplit(entry)
-            parts.port  # noqa: B018 (a port out of range raises ValueError)
-        except ValueError:
-            parts = None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or "#" in entry:
-            # Not echoed whole: a webhook URL often carries its own secret.
-            raise StartupError(f"{help}; entry {len(urls) + 1} is not one")
-        if entry in urls:
-            raise StartupError(f"{help}; entry {len(urls) + 1} repeats an earlier one")
-        urls.append(entry)
-    return tuple(urls)
-
-
-def _events(value) -> frozenset[str]:
-    """Return the events to send (all by default), or refuse to start naming the variable."""
-    if not isinstance(value, str):
-        raise StartupError("GENERATE_SHARE_NOTIFY_EVENTS must be a comma-separated list of event names")
-    names = {e.strip() for e in value.split(",") if e.strip()}
-    if not names:
-        return EVENTS
-    unknown = sorted(names - EVENTS)
-    if unknown:
-        raise StartupError(
-            f"GENERATE_SHARE_NOTIFY_EVENTS names unknown events ({', '.join(unknown)}); "
-            f"the events are: {', '.join(sorted(EVENTS))}"
-        )
-    return frozenset(names)
 
 
 def sign(secret: bytes, body: bytes) -> str:

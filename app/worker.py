@@ -30,7 +30,6 @@ gunicorn loads this module in its master: it imports nothing from Flask.
 from __future__ import annotations
 
 import errno
-import os
 import re
 import selectors
 import socket
@@ -42,26 +41,21 @@ from gunicorn import http
 from gunicorn import sock as gsock
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
-__all__ = ["BufferingWorker", "RequestArrival", "read_setting"]
+from . import config
+
+__all__ = ["BufferingWorker", "RequestArrival"]
 
 
-def read_setting(name: str, default: float) -> float:
-    """Return the positive number in ``GENERATE_SHARE_<name>``, or ``default``."""
-    try:
-        value = float(os.environ.get(f"GENERATE_SHARE_{name}", default))
-    except ValueError:
-        return default  # the app refuses a bad MAX_CONTENT_LENGTH with its own sentence
-    return value if value > 0 else default
-
-
+#: The settings gunicorn.conf.py has already checked (a bad one refused the start there).
+_SETTINGS = config.from_environ()
 #: Seconds a request may take to arrive whole, from its connection (or, on a
 #: kept-alive connection, from its first byte).
-REQUEST_DEADLINE = read_setting("REQUEST_DEADLINE", 10.0)
+REQUEST_DEADLINE = _SETTINGS.request_deadline
 #: The longest request head (request line and headers): nginx's default
 #: ``large_client_header_buffers`` (4 x 8k), far above what hvac, curl or the CLI send.
 HEAD_LIMIT = 32 * 1024
 #: The app's body limit (the same variable the app reads).
-BODY_LIMIT = int(read_setting("MAX_CONTENT_LENGTH", 64 * 1024))
+BODY_LIMIT = _SETTINGS.max_content_length
 #: Room for chunk-size lines and trailers around a chunked body.
 CHUNK_MARGIN = 16 * 1024
 #: How long a closing connection may take to send its FIN, and how much it may

@@ -36,8 +36,8 @@ def open_mode_by_default(monkeypatch):
     per-client write limit is off too: tests/test_flood.py tests it, and the
     tables of bad input send far more than 20 writes a second from one client.
     """
-    monkeypatch.setitem(app_package.DEFAULTS, "CEREMONY_AUTH", "open")
-    monkeypatch.setitem(app_package.DEFAULTS, "RATE_LIMIT", "off")
+    monkeypatch.setitem(app_package.TEST_DEFAULTS, "CEREMONY_AUTH", "open")
+    monkeypatch.setitem(app_package.TEST_DEFAULTS, "RATE_LIMIT", "off")
 
 
 @pytest.fixture

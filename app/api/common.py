@@ -7,18 +7,34 @@ from flask import Response, abort, current_app, request
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException
 
+from ..config import Settings
 from ..errors import BadRequest, Forbidden
 from ..service import GenerateShareService
 from ..token import HEADERS_HELP, MAX_TOKEN
 
-__all__ = ["get_service", "lead_token", "load_body", "no_content", "operator_token", "reply", "sentences"]
+__all__ = [
+    "get_service",
+    "get_settings",
+    "lead_token",
+    "load_body",
+    "no_content",
+    "operator_token",
+    "reply",
+    "sentences",
+]
 
 EXTENSION = "generate_share"
+SETTINGS = "generate_share_settings"
 
 
 def get_service() -> GenerateShareService:
     """Return the service of the running app."""
     return current_app.extensions[EXTENSION]
+
+
+def get_settings() -> Settings:
+    """Return the running app's settings (app/config.py)."""
+    return current_app.extensions[SETTINGS]
 
 
 def _token_form(value: str, header: str) -> str:

@@ -6,10 +6,11 @@ import time
 import uuid
 from functools import partial
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, g, request
 
 from .. import logs
 from ..audit import REQUEST, RequestInfo
+from .common import get_settings
 from .errors import error_response, shorten
 from .metrics import REQUEST_COUNTS, RequestCounts
 
@@ -68,7 +69,7 @@ def _refuse_cross_site() -> Response | None:
             "the service takes writes only from clients such as the CLI, curl or hvac, or from "
             "a page whose origin is listed in GENERATE_SHARE_ALLOWED_ORIGINS; nothing was changed",
         )
-    if origin.lower() in current_app.config["ALLOWED_ORIGINS"]:
+    if origin.lower() in get_settings().allowed_origins:
         return None
     return error_response(
         403,

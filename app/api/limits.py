@@ -31,40 +31,14 @@ from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
 
 from ..errors import ServiceError
-from .common import get_service
+from .common import SETTINGS, get_service
 from .errors import error_response
 
-__all__ = ["DEFAULT", "LIMITER", "WindowCounts", "check", "register"]
+__all__ = ["LIMITER", "WindowCounts", "register"]
 
-#: A client's writes per second before 429s: far above a ceremony (a handful of writes per
-#: holder, each after a health GET), far below what a loop of refusals sends.
-DEFAULT = "20/second"
 #: Where the app keeps its FixedWindowRateLimiter.
 LIMITER = "generate_share_limiter"
-_OFF = frozenset({"0", "off", "none", "false", "no"})
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-_HELP = (
-    "GENERATE_SHARE_RATE_LIMIT must be a rate such as 20/second or 20 per second;100/minute "
-    "(writes per client), or off to disable it"
-)
-
-
-def check(value) -> str | None:
-    """Return the limit as ``parse_many`` takes it, None when disabled; ValueError names the variable."""
-    if value is None or value is False or (type(value) is int and value == 0):
-        return None  # from_prefixed_env reads "0" and "false" as JSON
-    if not isinstance(value, str):
-        raise ValueError(_HELP)
-    text = value.strip()
-    if text.lower() in _OFF:
-        return None
-    try:
-        items = parse_many(text)
-    except ValueError:
-        raise ValueError(f"{_HELP}; {text!r} is not one") from None
-    if not items or any(item.amount < 1 for item in items):
-        raise ValueError(f"{_HELP}; {text!r} is not one")
-    return text
 
 
 def too_many(spec: str) -> str:
@@ -165,8 +139,8 @@ def _limit(limiter: FixedWindowRateLimiter, items: list[RateLimitItem], spec: st
 
 
 def register(app: Flask) -> None:
-    """Limit each client's writes to GENERATE_SHARE_RATE_LIMIT (checked by create_app), if set."""
-    spec = app.config["RATE_LIMIT"]
+    """Limit each client's writes to GENERATE_SHARE_RATE_LIMIT (checked in app/config.py), if set."""
+    spec = app.extensions[SETTINGS].rate_limit
     if spec is None:
         return
     limiter = FixedWindowRateLimiter(WindowCounts())
