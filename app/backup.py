@@ -26,7 +26,7 @@ from .audit import AUDIT_FILE, HEAD_FILE, read_head_file
 from .errors import StartupError
 from .folder import SymlinkError, read_file
 from .records import verify
-from .store import FORMAT, STATE_FILE, Head, parse_state_file
+from .state import FORMAT, STATE_FILE, Head, parse_state_file
 
 __all__ = ["ATTEMPTS", "BackupError", "Copied", "backup"]
 

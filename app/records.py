@@ -1,7 +1,7 @@
 """The records: the audit trail and the state file, kept and checked together.
 
 ``Store`` is what the service writes through: it opens the data folder
-(``app.folder``), loads the state file (``app.store``), checks the whole trail
+(``app.folder``), loads the state file (``app.state``), checks the whole trail
 (``app.audit``) against it, and commits each event's line together with the
 record of the new head: for a change of state the state file (replaced
 atomically: temporary file, fdatasync, rename, fsync of the folder), for any
@@ -46,7 +46,7 @@ from .audit import (
 )
 from .errors import StartupError, Unavailable
 from .folder import DataFolder, SymlinkError, read_file
-from .store import FORMAT, STATE_FILE, Head, ShareRecord, State, encode_state_file, parse_state_file
+from .state import FORMAT, STATE_FILE, Head, ShareRecord, State, encode_state_file, parse_state_file
 
 __all__ = ["STATE_EVENTS", "Report", "Store", "verify"]
 

@@ -33,7 +33,7 @@ from .errors import Conflict, Unavailable
 from .notify import CONFIRM_SECONDS, Notifier
 from .records import Store
 from .refusals import Refusals
-from .store import State
+from .state import State
 from .token import AUTH_MODES
 
 __all__ = [

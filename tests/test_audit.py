@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app import audit, records
-from app.store import STATE_FILE
+from app.state import STATE_FILE
 from helpers import assert_error
 from server import Server
 

@@ -7,7 +7,7 @@ import pytest
 
 from app.errors import StartupError
 from app.records import Store, verify
-from app.store import Head, encode_state_file
+from app.state import Head, encode_state_file
 from server import Server
 
 PRECIOUS = b"a file outside the data folder\n"

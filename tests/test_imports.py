@@ -102,8 +102,8 @@ def test_the_cycle_finder_finds_a_cycle():
 RECORDS_LAYER = {
     "app.audit": set(),
     "app.folder": {"app.errors"},
-    "app.store": {"app.audit"},
-    "app.records": {"app.audit", "app.errors", "app.folder", "app.store"},
+    "app.state": {"app.audit"},
+    "app.records": {"app.audit", "app.errors", "app.folder", "app.state"},
 }
 
 

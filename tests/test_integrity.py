@@ -11,7 +11,7 @@ from app import records
 from app.audit import AUDIT_FILE, HEAD_FILE, blank_head_file
 from app.errors import StartupError
 from app.records import Store
-from app.store import STATE_FILE, ShareRecord, State
+from app.state import STATE_FILE, ShareRecord, State
 from server import Server
 
 XS = (4, 9, 200)

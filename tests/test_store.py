@@ -8,7 +8,7 @@ import pytest
 
 from app.errors import StartupError, Unavailable
 from app.records import Store
-from app.store import STATE_FILE, Head, ShareRecord, State, encode_state_file
+from app.state import STATE_FILE, Head, ShareRecord, State, encode_state_file
 
 
 def make_state(**changes) -> State:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from .. import shamir
 from ..errors import BadRequest, Conflict
-from ..store import ShareRecord, State
+from ..state import ShareRecord, State
 from ..token import authorize, new_token, token_hash
 from .common import ADOPT_URL, MAX_X, Context, custody_digest, verifier
 from .quorum import Quorum, wipe

@@ -17,7 +17,7 @@ from types import ModuleType
 from .. import pgp as pgp_module
 from ..errors import BadRequest, Conflict, NotInitialized
 from ..records import Store
-from ..store import State
+from ..state import State
 from .quorum import Quorum
 
 __all__ = [

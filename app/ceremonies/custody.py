@@ -6,7 +6,7 @@ import hmac
 from dataclasses import dataclass
 
 from ..encoding import decode_share
-from ..store import ShareRecord, State
+from ..state import ShareRecord, State
 from .common import Context, custody_digest, one_length
 
 __all__ = ["Custody", "verify"]

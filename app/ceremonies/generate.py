@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from .. import pgp as pgp_module
 from .. import shamir
 from ..errors import BadRequest, Conflict
-from ..store import ShareRecord, State
+from ..state import ShareRecord, State
 from ..token import authorize
 from .common import (
     ATTEMPT_URL,

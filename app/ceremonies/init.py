@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from .. import pgp as pgp_module
 from .. import shamir
 from ..errors import BadRequest
-from ..store import ShareRecord, State
+from ..state import ShareRecord, State
 from ..token import new_token, token_hash
 from .common import KEY_LENGTH, MAX_X, Context, custody_digest, encrypt, verifier
 from .quorum import wipe

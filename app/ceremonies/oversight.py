@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..store import Head, ShareRecord, State
+from ..state import Head, ShareRecord, State
 
 __all__ = ["Overview", "Registry", "health", "overview", "registry", "writable"]
 

@@ -144,7 +144,7 @@ def audit_show(
 
     from app.audit import AUDIT_FILE, BrokenTrail, split_lines, walk
     from app.folder import SymlinkError, read_file
-    from app.store import STATE_FILE
+    from app.state import STATE_FILE
 
     folder = Path(data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
     if not folder.is_dir():
