@@ -1,113 +1,81 @@
-"""Imports inside app/ point one way: no cycles, and the records layer keeps to its rooms.
+"""The layers setup.cfg writes down for import-linter: app/ keeps them, and a late import breaks them.
 
-Read from the source, not by importing: ``import app.audit`` runs
-``app/__init__`` first, which imports nearly everything, so the order in
-which a fresh interpreter meets the modules says little. Imports inside
-functions count too (a lazy import is still a dependency), except those under
-``if TYPE_CHECKING:``.
+``make lint`` runs ``lint-imports``; these tests show that it reads the whole
+tree (every module sits in a layer), that it sees imports inside functions,
+and that the contracts hold on the tree as it is.
 """
 
-import ast
+import configparser
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+LINT = Path(sys.executable).with_name("lint-imports")
+CONTRACTS = configparser.ConfigParser()
+CONTRACTS.read(ROOT / "setup.cfg")
 
 
-def _modules() -> dict[str, tuple[Path, bool]]:
-    found = {}
-    for file in sorted((ROOT / "app").rglob("*.py")):
-        parts = list(file.relative_to(ROOT).with_suffix("").parts)
-        is_package = parts[-1] == "__init__"
-        found[".".join(parts[:-1] if is_package else parts)] = (file, is_package)
-    return found
+def _names(section: str, key: str) -> list[str]:
+    """Return the module names a contract lists under ``key`` (a layer's siblings one by one)."""
+    return [n for line in CONTRACTS[section][key].split("\n") for n in re.split(r"[|:]", line) if n.strip()]
 
 
-MODULES = _modules()
+LAYERS = [n.strip() for n in _names("importlinter:contract:layers", "layers")]
 
 
-def imports_of(name: str, *, lazy: bool) -> set[str]:
-    """Return the modules of app/ that ``name`` imports (at the top only, unless ``lazy``)."""
-    file, is_package = MODULES[name]
-    package = name if is_package else name.rpartition(".")[0]
-    found: set[str] = set()
-
-    def visit(node: ast.AST, top: bool) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                continue  # for annotations only: never run
-            if isinstance(child, ast.Import) and (top or lazy):
-                found.update(alias.name for alias in child.names if alias.name in MODULES)
-            elif isinstance(child, ast.ImportFrom) and (top or lazy):
-                base = child.module or ""
-                if child.level:
-                    parts = package.split(".")
-                    parts = parts[: len(parts) - (child.level - 1)]
-                    base = ".".join(parts + ([child.module] if child.module else []))
-                for alias in child.names:
-                    full = f"{base}.{alias.name}"
-                    found.add(full if full in MODULES else base)
-            in_function = isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-            visit(child, top and not in_function)
-
-    visit(ast.parse(file.read_text()), True)
-    return {m for m in found if m in MODULES and m != name}
+def lint(tree: Path) -> subprocess.CompletedProcess:
+    """Run import-linter on the app/ under ``tree`` with the project's contracts."""
+    return subprocess.run(
+        [str(LINT), "--no-cache", "--config", str(ROOT / "setup.cfg")],
+        cwd=tree,
+        env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Return the strongly connected groups of more than one module (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    found: list[list[str]] = []
-
-    def connect(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        for w in graph[v]:
-            if w not in index:
-                connect(w)
-                low[v] = min(low[v], low[w])
-            elif w in stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            group = []
-            while True:
-                w = stack.pop()
-                group.append(w)
-                if w == v:
-                    break
-            if len(group) > 1:
-                found.append(sorted(group))
-
-    for v in graph:
-        if v not in index:
-            connect(v)
-    return found
+def test_app_keeps_every_contract():
+    done = lint(ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 broken" in done.stdout
 
 
-def test_no_module_of_app_imports_itself_back_at_import_time():
-    graph = {name: imports_of(name, lazy=False) for name in MODULES}
-    assert cycles(graph) == []
+def test_every_module_of_app_sits_in_a_layer():
+    modules = {".".join(p.relative_to(ROOT).with_suffix("").parts) for p in (ROOT / "app").rglob("*.py")}
+    modules = {m.removesuffix(".__init__") for m in modules} - {"app"}
+    unplaced = sorted(m for m in modules if not any(m == n or m.startswith(n + ".") for n in LAYERS))
+    assert unplaced == [], "add these to the layers in setup.cfg"
 
 
-def test_the_cycle_finder_finds_a_cycle():
-    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+def test_the_web_ban_covers_every_layer_below_the_api():
+    below = [n for n in LAYERS if n not in ("app.docs", "app.api")]
+    assert sorted(_names("importlinter:contract:no-web-below-the-api", "source_modules")) == sorted(below)
 
 
-# What each module of the records layer may import from app/, lazily or not.
-# The trail and the folder know nothing of the state file or of each other;
-# records is the only module that sees all of them.
-RECORDS_LAYER = {
-    "app.audit": set(),
-    "app.folder": {"app.errors"},
-    "app.state": {"app.audit"},
-    "app.records": {"app.audit", "app.errors", "app.folder", "app.state"},
-}
-
-
-@pytest.mark.parametrize("name", sorted(RECORDS_LAYER))
-def test_the_records_layer_imports_only_downwards(name):
-    assert imports_of(name, lazy=True) <= RECORDS_LAYER[name]
-    assert imports_of(name, lazy=False) <= RECORDS_LAYER[name]
+@pytest.mark.parametrize(
+    ("module", "late_import", "broken"),
+    [
+        ("app/shamir.py", "import flask", "app.shamir is not allowed to import flask"),
+        ("app/records.py", "from app.api import schemas", "app.records is not allowed to import app.api"),
+        ("app/service.py", "from werkzeug import Response", "app.service is not allowed to import werkzeug"),
+        ("app/pgp/keys.py", "from app import create_app", "app.pgp is not allowed to import app.api"),
+        (
+            "app/ceremonies/quorum.py",
+            "from app.ceremonies import generate",
+            "No cycles are allowed in app.ceremonies",
+        ),
+    ],
+)
+def test_an_import_inside_a_function_breaks_the_lint(tmp_path, module, late_import, broken):
+    shutil.copytree(ROOT / "app", tmp_path / "app", ignore=shutil.ignore_patterns("__pycache__"))
+    with (tmp_path / module).open("a") as f:
+        f.write(f"\n\ndef _late():\n    {late_import}  # noqa: F401\n")
+    done = lint(tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert broken in done.stdout
