@@ -47,10 +47,10 @@ def _stdin_is_terminal() -> bool:
         return False
 
 
-def read_share() -> str:
+def read_share(prompt: str = PROMPT) -> str:
     """Ask for a share without echo on a terminal, else read one line of stdin."""
     if _stdin_is_terminal():
-        share = click.prompt(PROMPT, hide_input=True, err=True)
+        share = click.prompt(prompt, hide_input=True, err=True)
     else:
         share = sys.stdin.readline()
     share = share.strip()

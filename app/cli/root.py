@@ -26,6 +26,7 @@ from app.cli.custody import shares, verify_share
 from app.cli.failure import INTERRUPTED, Failure
 from app.cli.inspect import inspect_share
 from app.cli.options import Options
+from app.cli.snapshot import snapshot_group
 from app.cli.token import token_group
 
 __all__ = ["GLOBAL_OPTIONS", "cli", "main"]
@@ -256,7 +257,7 @@ def cli(
 
 
 _COMMANDS = (status, init, start, update, cancel, shares, verify_share, decode, adopt_group, audit_group)
-for _command in (*_COMMANDS, token_group, backup, inspect_share):
+for _command in (*_COMMANDS, token_group, backup, inspect_share, snapshot_group):
     cli.add_command(_command)
 
 
