@@ -49,14 +49,15 @@ def create_app(test_config: Mapping | None = None) -> Flask:
         required=settings.notify_required,
     )
     notifier = notify.Notifier.attach(store, notices)
-    app.extensions[EXTENSION] = GenerateShareService(
+    service = app.extensions[EXTENSION] = GenerateShareService(
         store=store,
         notifier=notifier,
         require_nonce=settings.require_nonce,
         ceremony_auth=settings.ceremony_auth,
         min_free=settings.min_free_mb * 1024 * 1024,
     )
-    app.extensions["generate_share_store"] = store
+    # The store as the service writes it (app.trail.Trail): closing it writes what it holds first.
+    app.extensions["generate_share_store"] = service.trail
     app.extensions["generate_share_notifier"] = notifier
     register_api(app)
     limits.register(app)

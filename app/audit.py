@@ -19,7 +19,6 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +29,7 @@ __all__ = [
     "HeadFile",
     "blank_head_file",
     "read_head_file",
-    "REQUEST",
+    "NOBODY",
     "RequestInfo",
     "AuditTrail",
     "BrokenTrail",
@@ -58,17 +57,20 @@ _MAGIC = b"generate-share audit head 1"
 
 @dataclass(frozen=True)
 class RequestInfo:
-    """Who asked: the request id and the client address (after trusted proxies)."""
+    """Who asked: the request id, the client address (after trusted proxies), and what it asked for.
+
+    The HTTP layer makes one for each request and passes it down with every
+    call; a trail line names its request id and client. ``action`` names the
+    write (the API's endpoint, such as "update") in a refusal's line.
+    """
 
     request_id: str = ""
     client: str = "local"
+    action: str = ""
 
 
-#: Set by the HTTP layer for each request; the service and store never see Flask.
-REQUEST: ContextVar[RequestInfo] = ContextVar(
-    "generate_share_request",
-    default=RequestInfo(),  # noqa: B039 (a frozen dataclass, immutable)
-)
+#: Who a line names when no request caused it (a command run on the folder, a test).
+NOBODY = RequestInfo()
 
 
 def line_hash(line: bytes) -> str:
@@ -76,9 +78,8 @@ def line_hash(line: bytes) -> str:
     return hashlib.sha256(line.rstrip(b"\n")).hexdigest()
 
 
-def make_line(seq: int, prev: str, time: str, event: str, fields: dict) -> bytes:
-    """Serialize one event as a canonical JSON line."""
-    who = REQUEST.get()
+def make_line(seq: int, prev: str, time: str, event: str, fields: dict, who: RequestInfo = NOBODY) -> bytes:
+    """Serialize one event as a canonical JSON line, in the name of the request ``who``."""
     doc = {
         **fields,
         "seq": seq,

@@ -3,7 +3,13 @@
 The API layer turns any ServiceError into Vault's ``{"errors": [...]}`` body;
 the service and the core raise these without knowing about HTTP. Messages are
 whole sentences meant for the caller and never carry key material.
+
+Whatever a request sends, its error reply and its trail line stay a few KB:
+``bounded`` keeps the first sentences, each cut short, and ``reason`` is the
+one line a refusal's trail entry quotes.
 """
+
+import json
 
 __all__ = [
     "ServiceError",
@@ -13,7 +19,45 @@ __all__ = [
     "Forbidden",
     "Unavailable",
     "StartupError",
+    "bounded",
+    "reason",
+    "shorten",
 ]
+
+MAX_SENTENCES = 10
+MAX_SENTENCE = 300
+MAX_REASON = 1024
+_CUT = "…"
+
+
+def shorten(text: str, limit: int) -> str:
+    """Return ``text``, shortened with "…" so that its JSON form has at most ``limit`` characters."""
+    if len(text) <= limit and len(json.dumps(text)) - 2 <= limit:
+        return text  # the common case: one short ASCII sentence
+    room = limit - len(json.dumps(_CUT)) + 2
+    kept = []
+    for char in text:
+        # Escapes count: a control character is 6 characters of JSON, an emoji 12.
+        room -= len(json.dumps(char)) - 2
+        if room < 0:
+            break
+        kept.append(char)
+    return "".join(kept) + _CUT
+
+
+def bounded(messages) -> list[str]:
+    """Return the first sentences of ``messages``, each cut short, and how many more there were."""
+    messages = list(messages)
+    out = [shorten(m, MAX_SENTENCE) for m in messages[:MAX_SENTENCES]]
+    if len(messages) > MAX_SENTENCES:
+        more = len(messages) - MAX_SENTENCES
+        out.append(f"and {more} more problem{'s' if more > 1 else ''}; fix the ones above and send again")
+    return out
+
+
+def reason(messages) -> str:
+    """Return the reason a refusal's trail line gives: its sentences, bounded, in one line."""
+    return shorten(" ".join(bounded(messages)), MAX_REASON)
 
 
 class ServiceError(Exception):
@@ -21,11 +65,9 @@ class ServiceError(Exception):
 
     status = 400
 
-    def __init__(self, *messages: str, audited: bool = False):
+    def __init__(self, *messages: str):
         super().__init__(*messages)
         self.messages = list(messages)
-        #: True when the service already wrote this refusal to the audit trail.
-        self.audited = audited
 
 
 class BadRequest(ServiceError):

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import secrets
 import stat
+import time
 from pathlib import Path
 
 from .errors import StartupError
 
-__all__ = ["DataFolder", "SymlinkError", "read_file"]
+__all__ = ["DataFolder", "LowDiskGuard", "SymlinkError", "free_bytes", "read_file"]
+
+log = logging.getLogger(__name__)
 
 LOCK_FILE = "lock"
 _NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
@@ -115,6 +119,54 @@ class DataFolder:
             os.close(self._lock_fd)
             os.close(self.fd)
             self.fd = self._lock_fd = -1
+
+
+def free_bytes(path: str | os.PathLike) -> int:
+    """Return the bytes an unprivileged writer may still use in the file system of ``path``."""
+    stats = os.statvfs(path)
+    return stats.f_bavail * stats.f_frsize
+
+
+#: How often, at most, the guard asks the file system for its free space.
+DISK_CHECK_SECONDS = 1.0
+
+
+class LowDiskGuard:
+    """Tell whether the data folder has less room than ``min_free`` bytes (0: never), asked once a second.
+
+    What a stranger can make the service write (refusals, failed custody
+    checks) is held back below this floor; the events of a ceremony are
+    always written. Thread-safe: one tuple, replaced whole.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, min_free: int = 0, *, free=free_bytes, monotonic=time.monotonic
+    ):
+        self.path = path
+        self.min_free = min_free
+        self._free = free
+        self._monotonic = monotonic
+        self._low: tuple[float, bool] = (float("-inf"), False)  # (checked at, low)
+
+    def low(self) -> bool:
+        """Tell whether the folder is below the floor (a cached statvfs: a race costs one more call)."""
+        if not self.min_free:
+            return False
+        checked, low = self._low
+        tick = self._monotonic()
+        if tick - checked < DISK_CHECK_SECONDS:
+            return low
+        try:
+            low = self._free(self.path) < self.min_free
+        except OSError:
+            low = True  # cannot tell: assume the worst, a ceremony's events are written anyway
+        if low and not self._low[1]:
+            log.warning(
+                "the data folder has less than %d MB free: what strangers cause is counted in memory only",
+                self.min_free // (1024 * 1024),
+            )
+        self._low = (tick, low)
+        return low
 
 
 def read_file(folder: str | os.PathLike, name: str) -> bytes | None:

@@ -34,9 +34,11 @@ from pathlib import Path
 from .audit import (
     AUDIT_FILE,
     HEAD_FILE,
+    NOBODY,
     AuditTrail,
     BrokenTrail,
     HeadFile,
+    RequestInfo,
     blank_head_file,
     line_hash,
     make_line,
@@ -72,11 +74,6 @@ class Store:
         self._head = head
         self._clock = clock
         self._watchers: list = []
-        #: Called with the event's name before any event but a refusal is committed (under the
-        #: service's lock): app.refusals writes the refusals it holds first, so the order stays true.
-        self.before_commit = None
-        #: Called (without the service's lock) when the store is closed, before its files are.
-        self.before_close = None
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, clock=None) -> Store:
@@ -117,48 +114,53 @@ class Store:
         """Call ``callback(seq)`` after each event is committed (under the caller's lock: keep it cheap)."""
         self._watchers.append(callback)
 
-    def record(self, event: str, /, **fields) -> None:
-        """Append one event to the audit trail, durably, without a change of state."""
-        self._commit(event, fields, None)
+    # Each write names who caused it (``who``: the request's id and client), passed
+    # by the caller; a line no request caused names nobody.
 
-    def initialize(self, state: State, event: str, /, **fields) -> None:
+    def record(self, event: str, /, *, who: RequestInfo = NOBODY, **fields) -> None:
+        """Append one event to the audit trail, durably, without a change of state."""
+        self._commit(event, fields, None, who)
+
+    def initialize(self, state: State, event: str, /, *, who: RequestInfo = NOBODY, **fields) -> None:
         """Record the state of a freshly initialized service, with its event."""
         if self._state is not None:
             raise RuntimeError("the store is already initialized")
-        self._commit(event, fields, state)
+        self._commit(event, fields, state, who)
 
-    def mark_verified(self, index: int, when: str, event: str, /, **fields) -> ShareRecord:
+    def mark_verified(
+        self, index: int, when: str, event: str, /, *, who: RequestInfo = NOBODY, **fields
+    ) -> ShareRecord:
         """Record durably that the holder of ``index`` proved custody at ``when``."""
         state = self._require_state()
         shares = tuple(replace(r, verified_at=when) if r.index == index else r for r in state.shares)
-        self._commit(event, fields, replace(state, shares=shares))
+        self._commit(event, fields, replace(state, shares=shares), who)
         return next(r for r in shares if r.index == index)
 
-    def add_share(self, record: ShareRecord, event: str, /, **fields) -> None:
+    def add_share(self, record: ShareRecord, event: str, /, *, who: RequestInfo = NOBODY, **fields) -> None:
         """Record one newly issued x durably, with its event."""
         state = self._require_state()
         if record.index in state.issued_x:
             raise RuntimeError("that x was issued before")
-        self._commit(event, fields, replace(state, shares=state.shares + (record,)))
+        self._commit(event, fields, replace(state, shares=state.shares + (record,)), who)
 
-    def replace_token_hash(self, token_hash: str, event: str, /, **fields) -> None:
+    def replace_token_hash(
+        self, token_hash: str, event: str, /, *, who: RequestInfo = NOBODY, **fields
+    ) -> None:
         """Record durably that the operator token is now the one hashing to ``token_hash``."""
-        self._commit(event, fields, replace(self._require_state(), token_hash=token_hash))
+        self._commit(event, fields, replace(self._require_state(), token_hash=token_hash), who)
 
     def _require_state(self) -> State:
         if self._state is None:
             raise RuntimeError("the store is not initialized")
         return self._state
 
-    def _commit(self, event: str, fields: dict, state: State | None) -> None:
+    def _commit(self, event: str, fields: dict, state: State | None, who: RequestInfo) -> None:
         """Append the event's line, then record the new head: in the state file or the head file.
 
         Either both are durable when this returns, or neither changed: a failed
         second write cuts the line it follows back off the trail.
         """
-        if event != "refused" and self.before_commit is not None:
-            self.before_commit(event)
-        line = make_line(self._head.seq + 1, self._head.digest, self._clock(), event, fields)
+        line = make_line(self._head.seq + 1, self._head.digest, self._clock(), event, fields, who)
         head = Head(seq=self._head.seq + 1, digest=line_hash(line))
         size = self._trail.size()
         try:
@@ -199,10 +201,8 @@ class Store:
         self._folder.replace(name, data)
 
     def close(self) -> None:
-        """Write what is held for the trail (``before_close``), then release the data folder."""
+        """Release the data folder (app.refusals' Trail writes what it holds first)."""
         if self._folder.fd >= 0:
-            if self.before_close is not None:
-                self.before_close()
             self._heads.close()
             self._trail.close()
             self._folder.close()

@@ -24,7 +24,9 @@ from limits.strategies import FixedWindowRateLimiter
 
 from app import audit, records
 from app.api.limits import WindowCounts
-from app.refusals import MAX_REASONS, Refusals
+from app.folder import LowDiskGuard
+from app.refusals import MAX_REASONS
+from app.trail import Trail
 from server import Server
 
 V1 = "/v1/sys"
@@ -300,23 +302,29 @@ class Ticks:
         return self.now
 
 
+class Coalesced:
+    """A Trail's coalescer, reached the way the tests need it: flush_due by hand."""
+
+    def __init__(self, trail: Trail):
+        self.trail = trail
+
+    def flush_due(self):
+        return self.trail._held.flush_due()
+
+
 @pytest.fixture
 def coalescer(tmp_path):
-    """A store and its Refusals on a hand-moved clock, with no background thread."""
+    """A trail over a store, on a hand-moved clock, with no background thread."""
     store = records.Store.open(tmp_path / "data")
     ticks = Ticks()
-    refusals = Refusals(store, threading.Lock(), monotonic=ticks)
-    refusals._start_flusher = lambda: None  # the test calls flush_due itself
-    yield store, refusals, ticks
-    store.close()
+    trail = Trail(store, threading.Lock(), LowDiskGuard(store.path), monotonic=ticks)
+    trail._held._start_flusher = lambda: None  # the test calls flush_due itself
+    yield trail, Coalesced(trail), ticks
+    trail.close()
 
 
-def refuse(refusals: Refusals, client: str, reason: str = "no attempt", action: str = "update") -> None:
-    token = audit.REQUEST.set(audit.RequestInfo(request_id=f"id-{client}", client=client))
-    try:
-        refusals.add(action, reason)
-    finally:
-        audit.REQUEST.reset(token)
+def refuse(refusals: Coalesced, client: str, reason: str = "no attempt", action: str = "update") -> None:
+    refusals.trail.refuse(audit.RequestInfo(request_id=f"id-{client}", client=client), action, reason)
 
 
 def test_the_first_refusal_is_written_at_once_and_the_rest_when_the_window_ends(coalescer, tmp_path):
@@ -339,7 +347,7 @@ def test_counted_refusals_are_written_before_any_other_event_and_at_close(coales
     store, refusals, ticks = coalescer
     for _ in range(3):
         refuse(refusals, "10.0.0.1")
-    store.record("attempt_cancelled", nonce="n", progress=0)
+    store.record(audit.NOBODY, "attempt_cancelled", nonce="n", progress=0)
     refuse(refusals, "10.0.0.1")
     store.close()
     lines = trail(store.path)

@@ -291,7 +291,7 @@ def test_the_shared_503_sentence_is_what_a_full_disk_gets(app, client, shares, m
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    store = app.extensions["generate_share_store"]
+    store = app.extensions["generate_share_store"]._store  # app.trail.Trail wraps the store
     monkeypatch.setattr(store._trail, "append", full)
     r = client.put(f"{V1}/generate-share/attempt")
     assert_error(r, 503)

@@ -2,7 +2,7 @@
 
 from flask import Blueprint
 
-from .common import get_service, lead_token, load_body, no_content, reply
+from .common import get_service, lead_token, load_body, no_content, reply, who
 from .schemas import AdoptionStatusReply, AdoptRequest, UpdateRequest
 
 bp = Blueprint("adopt", __name__)
@@ -23,7 +23,7 @@ def start_adoption():
     """Start adopting a share set split elsewhere."""
     body = load_body(ADOPT_REQUEST)
     status = get_service().start_adoption(
-        body["secret_threshold"], body["required"], body["known_indices"], body["share_limit"]
+        body["secret_threshold"], body["required"], body["known_indices"], body["share_limit"], who=who()
     )
     return reply(ADOPTION_STATUS_REPLY, status)
 
@@ -31,7 +31,7 @@ def start_adoption():
 @bp.delete("/adopt/attempt")
 def cancel_adoption():
     """Cancel the adoption and forget its shares (token mode: the token its start returned)."""
-    get_service().cancel_adoption(lead_token())
+    get_service().cancel_adoption(lead_token(), who=who())
     return no_content()
 
 
@@ -39,4 +39,4 @@ def cancel_adoption():
 def adopt_update():
     """Take one existing share of the set."""
     body = load_body(UPDATE_REQUEST)
-    return reply(ADOPTION_STATUS_REPLY, get_service().adopt_update(body["key"], body["nonce"]))
+    return reply(ADOPTION_STATUS_REPLY, get_service().adopt_update(body["key"], body["nonce"], who=who()))

@@ -2,26 +2,35 @@
 
 import hmac
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from flask import Response, abort, current_app, request
+from flask import Response, abort, current_app, g, request
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException
 
+from ..audit import NOBODY, RequestInfo
 from ..config import Settings
-from ..errors import BadRequest, Forbidden
+from ..errors import BadRequest, Forbidden, ServiceError
 from ..service import GenerateShareService
 from ..token import HEADERS_HELP, MAX_TOKEN
 
 __all__ = [
+    "SAFE_METHODS",
     "get_service",
     "get_settings",
     "lead_token",
     "load_body",
     "no_content",
     "operator_token",
+    "refusing",
     "reply",
     "sentences",
+    "who",
 ]
+
+# Methods that change nothing; every other method may be a write.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 EXTENSION = "generate_share"
 SETTINGS = "generate_share_settings"
@@ -35,6 +44,26 @@ def get_service() -> GenerateShareService:
 def get_settings() -> Settings:
     """Return the running app's settings (app/config.py)."""
     return current_app.extensions[SETTINGS]
+
+
+def who() -> RequestInfo:
+    """Return who sent this request (app.api.lifecycle names it), to pass with every service call."""
+    return g.get("who", NOBODY)
+
+
+@contextmanager
+def refusing() -> Iterator[None]:
+    """Have the service write a write this layer refuses itself (its body, its token header) to the trail.
+
+    The service writes the refusals of its own calls; this layer only reads
+    bodies and headers, and says so once here.
+    """
+    try:
+        yield
+    except ServiceError as exc:
+        if request.method not in SAFE_METHODS and exc.status < 500:
+            get_service().record_refusal(who(), exc.messages)
+        raise
 
 
 def _token_form(value: str, header: str) -> str:
@@ -79,7 +108,10 @@ def operator_token() -> str | None:
 
 def lead_token() -> str | None:
     """Return the request's operator token in token mode; open mode ignores the headers."""
-    return operator_token() if get_service().ceremony_auth == "token" else None
+    if get_service().ceremony_auth != "token":
+        return None
+    with refusing():
+        return operator_token()
 
 
 def _refuse_constant(name: str):
@@ -87,7 +119,12 @@ def _refuse_constant(name: str):
 
 
 def load_body(schema: Schema) -> dict:
-    """Parse the request body as JSON (empty counts as {}) and load it with ``schema``."""
+    """Parse the request body as JSON (empty counts as {}) and load it with ``schema``; audit a refusal."""
+    with refusing():
+        return _load_body(schema)
+
+
+def _load_body(schema: Schema) -> dict:
     try:
         raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
     except HTTPException:

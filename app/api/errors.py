@@ -1,4 +1,4 @@
-"""One place that turns every error into Vault's {"errors": [...]} body."""
+"""One place that turns every error into Vault's {"errors": [...]} body (it writes nothing to the trail)."""
 
 import json
 import logging
@@ -6,45 +6,11 @@ import logging
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from ..errors import ServiceError
-from .common import get_service
+from ..errors import MAX_SENTENCE, MAX_SENTENCES, ServiceError, bounded, shorten
 
-__all__ = ["register", "error_response", "bounded", "shorten"]
+__all__ = ["MAX_SENTENCE", "MAX_SENTENCES", "register", "error_response", "bounded", "shorten"]
 
 log = logging.getLogger(__name__)
-
-# Whatever a request sends, its error reply and its audit line stay a few KB:
-# at most this many sentences, each at most this long once JSON-encoded (so
-# that escapes cannot multiply it), and an audit reason at most this long.
-MAX_SENTENCES = 10
-MAX_SENTENCE = 300
-MAX_REASON = 1024
-_CUT = "…"
-
-
-def shorten(text: str, limit: int) -> str:
-    """Return ``text``, shortened with "…" so that its JSON form has at most ``limit`` characters."""
-    if len(text) <= limit and len(json.dumps(text)) - 2 <= limit:
-        return text  # the common case: one short ASCII sentence
-    room = limit - len(json.dumps(_CUT)) + 2
-    kept = []
-    for char in text:
-        # Escapes count: a control character is 6 characters of JSON, an emoji 12.
-        room -= len(json.dumps(char)) - 2
-        if room < 0:
-            break
-        kept.append(char)
-    return "".join(kept) + _CUT
-
-
-def bounded(messages) -> list[str]:
-    """Return the first sentences of ``messages``, each cut short, and how many more there were."""
-    messages = list(messages)
-    out = [shorten(m, MAX_SENTENCE) for m in messages[:MAX_SENTENCES]]
-    if len(messages) > MAX_SENTENCES:
-        more = len(messages) - MAX_SENTENCES
-        out.append(f"and {more} more problem{'s' if more > 1 else ''}; fix the ones above and send again")
-    return out
 
 
 def error_response(status: int, *messages: str, headers=None) -> Response:
@@ -57,17 +23,8 @@ def error_response(status: int, *messages: str, headers=None) -> Response:
     )
 
 
-WRITES = frozenset({"PUT", "POST", "DELETE"})
-
-
 def _service_error(exc: ServiceError) -> Response:
-    if request.method in WRITES and exc.status < 500 and not exc.audited:
-        # Every refused write goes into the audit trail with its reason.
-        action = (request.endpoint or "unknown").rpartition(".")[2]
-        try:
-            get_service().record_refusal(action, shorten(" ".join(bounded(exc.messages)), MAX_REASON))
-        except ServiceError as failed:
-            return error_response(failed.status, *failed.messages)
+    # Only the reply: the service wrote the refusal to the trail where it refused.
     return error_response(exc.status, *exc.messages)
 
 

@@ -2,7 +2,7 @@
 
 from flask import Blueprint
 
-from .common import get_service, lead_token, load_body, no_content, reply
+from .common import get_service, lead_token, load_body, no_content, reply, who
 from .schemas import AttemptRequest, StatusReply, UpdateRequest
 
 bp = Blueprint("generate_share", __name__)
@@ -24,15 +24,15 @@ def start_attempt():
     service = get_service()
     token = lead_token()
     if service.ceremony_auth == "token":
-        service.authorize_lead(token)  # before the body is read: a stranger costs nothing
+        service.authorize_lead(token, who=who())  # before the body is read: a stranger costs nothing
     body = load_body(ATTEMPT_REQUEST)
-    return reply(STATUS_REPLY, service.start(body["pgp_key"], token))
+    return reply(STATUS_REPLY, service.start(body["pgp_key"], token, who=who()))
 
 
 @bp.delete("/generate-share/attempt")
 def cancel_attempt():
     """Cancel the attempt and forget its shares (token mode: the lead's token)."""
-    get_service().cancel(lead_token())
+    get_service().cancel(lead_token(), who=who())
     return no_content()
 
 
@@ -40,4 +40,4 @@ def cancel_attempt():
 def update():
     """Take one share of the quorum."""
     body = load_body(UPDATE_REQUEST)
-    return reply(STATUS_REPLY, get_service().update(body["key"], body["nonce"]))
+    return reply(STATUS_REPLY, get_service().update(body["key"], body["nonce"], who=who()))

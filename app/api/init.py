@@ -2,7 +2,7 @@
 
 from flask import Blueprint
 
-from .common import get_service, load_body, reply
+from .common import get_service, load_body, reply, who
 from .schemas import InitReply, InitRequest, InitStatusReply
 
 bp = Blueprint("init", __name__)
@@ -23,6 +23,6 @@ def initialize():
     """Create the master key, split it, and hand out the shares."""
     body = load_body(INIT_REQUEST)
     result = get_service().initialize(
-        body["secret_shares"], body["secret_threshold"], body["pgp_keys"], body["share_limit"]
+        body["secret_shares"], body["secret_threshold"], body["pgp_keys"], body["share_limit"], who=who()
     )
     return reply(INIT_REPLY, result)

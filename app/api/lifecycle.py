@@ -9,8 +9,8 @@ from functools import partial
 from flask import Flask, Response, g, request
 
 from .. import logs
-from ..audit import REQUEST, RequestInfo
-from .common import get_settings
+from ..audit import NOBODY, RequestInfo
+from .common import SAFE_METHODS, get_settings
 from .errors import error_response, shorten
 from .metrics import REQUEST_COUNTS, RequestCounts
 
@@ -31,13 +31,17 @@ def _begin() -> None:
     environ = request.environ  # read directly: this runs on every request
     incoming = environ.get("HTTP_X_REQUEST_ID", "")
     request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-    # REMOTE_ADDR is the client after ProxyFix has applied the trusted hops.
-    who = RequestInfo(request_id=request_id, client=environ.get("REMOTE_ADDR") or "")
-    g.request = (time.perf_counter(), who, REQUEST.set(who))
+    # REMOTE_ADDR is the client after ProxyFix has applied the trusted hops; the
+    # endpoint's name is the action a refusal's trail line names ("update").
+    endpoint = request.endpoint
+    g.who = RequestInfo(
+        request_id=request_id,
+        client=environ.get("REMOTE_ADDR") or "",
+        action=endpoint.rpartition(".")[2] if endpoint else "unknown",
+    )
+    g.started = time.perf_counter()
 
 
-# Methods that change nothing; every other method may be a write.
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # Sec-Fetch-Site values a browser sends for a request of the service's own
 # origin, or one the user made (typed URL, bookmark).
 _OWN_SITE = frozenset({"same-origin", "none"})
@@ -87,7 +91,7 @@ def _finish(counts: RequestCounts, response: Response) -> Response:
     headers = response.headers
     headers["Cache-Control"] = "no-store"
     headers["X-Content-Type-Options"] = "nosniff"
-    started, who, _ = g.get("request") or (time.perf_counter(), RequestInfo(), None)
+    started, who = g.get("started") or time.perf_counter(), g.get("who", NOBODY)
     headers["X-Request-Id"] = who.request_id
     if access_log.isEnabledFor(logging.INFO):
         environ = request.environ
@@ -111,13 +115,6 @@ def _finish(counts: RequestCounts, response: Response) -> Response:
     return response
 
 
-def _end(exc: BaseException | None) -> None:
-    """Forget the request's identity."""
-    state = g.pop("request", None)
-    if state is not None:
-        REQUEST.reset(state[2])
-
-
 def register(app: Flask) -> None:
     """Install the hooks."""
     app.before_request(_begin)
@@ -125,4 +122,3 @@ def register(app: Flask) -> None:
     # The app's counts are bound here, not looked up per request in app.extensions.
     counts = app.extensions.setdefault(REQUEST_COUNTS, RequestCounts())
     app.after_request(partial(_finish, counts))
-    app.teardown_request(_end)

@@ -31,14 +31,13 @@ from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
 
 from ..errors import ServiceError
-from .common import SETTINGS, get_service
+from .common import SAFE_METHODS, SETTINGS, get_service, who
 from .errors import error_response
 
 __all__ = ["LIMITER", "WindowCounts", "register"]
 
 #: Where the app keeps its FixedWindowRateLimiter.
 LIMITER = "generate_share_limiter"
-_SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
 def too_many(spec: str) -> str:
@@ -121,7 +120,7 @@ def _client() -> str:
 
 def _limit(limiter: FixedWindowRateLimiter, items: list[RateLimitItem], spec: str) -> Response | None:
     """Count a write against its client's limits; answer 429 with Retry-After, audited, when over one."""
-    if request.method in _SAFE or request.endpoint is None:
+    if request.method in SAFE_METHODS or request.endpoint is None:
         return None  # reads are never limited; an unknown path or method gets its 404 or 405
     client = _client()
     for item in items:
@@ -131,7 +130,7 @@ def _limit(limiter: FixedWindowRateLimiter, items: list[RateLimitItem], spec: st
         wait = max(1, math.ceil(reset - time.time()))
         message = too_many(spec)
         try:
-            get_service().record_refusal(request.endpoint.rpartition(".")[2], message)
+            get_service().record_refusal(who(), [message])  # the service writes it, coalesced
         except ServiceError as failed:
             return error_response(failed.status, *failed.messages)
         return error_response(429, message, headers={"Retry-After": str(wait)})

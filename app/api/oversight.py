@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, request
 from marshmallow import Schema, ValidationError
 
 from ..errors import BadRequest
-from .common import get_service, load_body, reply, sentences
+from .common import get_service, load_body, reply, sentences, who
 from .metrics import REQUEST_COUNTS, ServiceCollector, as_json, as_prometheus, make_registry
 from .schemas import (
     CustodyReply,
@@ -61,7 +61,7 @@ def registry():
 def verify_custody():
     """Tell a holder whether the share they keep is the one the service issued."""
     body = load_body(VERIFY_REQUEST)
-    custody = get_service().verify_custody(body["key"])
+    custody = get_service().verify_custody(body["key"], who=who())
     if not custody.valid:
         return reply(CUSTODY_REPLY, {"valid": False, "reason": custody.reason})
     record = custody.record

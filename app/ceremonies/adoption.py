@@ -27,6 +27,7 @@ __all__ = [
     "require_adoption",
     "start",
     "status",
+    "update",
 ]
 
 #: Adopted keys may be 1 to 64 bytes (Vault's own are 16 to 32): shares are one more.
@@ -122,7 +123,7 @@ def start(ctx: Context, request: Request) -> tuple[Adoption, str]:
     """Begin adopting a share set that another system (Vault) split; return it and its token."""
     quorum = ctx.quorum(required=request.required, lengths=ADOPT_SHARE_LENGTHS)
     root_token = new_token() if ctx.token_mode else ""
-    ctx.store.record(
+    ctx.trail.record(
         "adoption_started",
         nonce=quorum.nonce,
         threshold=request.threshold,
@@ -153,8 +154,25 @@ def authorize_cancel(ctx: Context, adoption: Adoption | None, state: State | Non
 
 def cancel(ctx: Context, adoption: Adoption) -> None:
     """Record the cancel and forget the submitted shares."""
-    ctx.store.record("adoption_cancelled", nonce=adoption.quorum.nonce, progress=adoption.quorum.progress)
+    ctx.trail.record("adoption_cancelled", nonce=adoption.quorum.nonce, progress=adoption.quorum.progress)
     adoption.quorum.clear()
+
+
+def update(ctx: Context, adoption: Adoption, key: str, nonce: str | None) -> AdoptionStatus:
+    """Check one holder's share and take it; with ``required`` of them, check the set and adopt it.
+
+    Shares before the last get a ``share_accepted`` line each; the last one's
+    outcome is ``adopted`` or ``adoption_failed``.
+    """
+    quorum = adoption.quorum
+    share = quorum.check(key, nonce)
+    if not quorum.last:
+        ctx.trail.record("share_accepted", nonce=quorum.nonce, index=share[-1], progress=quorum.progress + 1)
+        quorum.take(share)
+        return status(adoption)
+    quorum.take(share)
+    with quorum.spent() as shares:
+        return complete(ctx, adoption, shares)
 
 
 def complete(ctx: Context, adoption: Adoption, shares: list[bytes]) -> AdoptionStatus:
@@ -167,24 +185,22 @@ def complete(ctx: Context, adoption: Adoption, shares: list[bytes]) -> AdoptionS
         hmac.compare_digest(shamir.interpolate(basis, s[-1]), s) for s in shares[request.threshold :]
     )
     if not consistent:
-        ctx.store.record("adoption_failed", nonce=adoption.quorum.nonce, indices=xs)
+        ctx.trail.failed("adoption_failed", nonce=adoption.quorum.nonce, indices=xs)
         raise BadRequest(
             f"the {len(shares)} shares are not consistent: they do not lie on one polynomial "
             f"of threshold {request.threshold}, so at least one is wrong or mistyped (or the "
             "threshold is not theirs); progress was reset to 0: each holder should check "
-            "their share and submit it again",
-            audited=True,
+            "their share and submit it again"
         )
     lower = _lower_threshold(shares, request.threshold)
     if lower is not None:
-        ctx.store.record("adoption_failed", nonce=adoption.quorum.nonce, indices=xs)
+        ctx.trail.failed("adoption_failed", nonce=adoption.quorum.nonce, indices=xs)
         raise BadRequest(
             f"the {len(shares)} shares agree, but any {lower} of them already rebuild the key: "
             f"this share set's threshold is {lower}, not {request.threshold}, and adopted at "
             f"{request.threshold} every share minted here would be one that {lower} others "
             f"make redundant; progress was reset to 0: cancel the adoption and start it again "
-            f"with secret_threshold {lower}",
-            audited=True,
+            f"with secret_threshold {lower}"
         )
     master = bytearray(shamir.combine(basis))
     try:
@@ -201,7 +217,7 @@ def complete(ctx: Context, adoption: Adoption, shares: list[bytes]) -> AdoptionS
     )
     share_limit = max(request.share_limit, len(indices))
     key_length = len(shares[0]) - 1
-    ctx.store.initialize(
+    ctx.trail.initialize(
         State(
             threshold=request.threshold,
             key_length=key_length,

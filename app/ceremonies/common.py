@@ -16,8 +16,8 @@ from types import ModuleType
 
 from .. import pgp as pgp_module
 from ..errors import BadRequest, Conflict, NotInitialized
-from ..records import Store
 from ..state import State
+from ..trail import Writer
 from .quorum import Quorum
 
 __all__ = [
@@ -53,13 +53,14 @@ def utc_now() -> str:
 
 @dataclass(frozen=True)
 class Context:
-    """The collaborators every ceremony uses: the store (with its trail), PGP, the clock.
+    """The collaborators every ceremony uses: the trail as this request writes it, PGP, the clock.
 
+    The service makes one per call (``trail`` names the request that called);
     ``token_mode`` is GENERATE_SHARE_CEREMONY_AUTH=token: an operator token,
     a required nonce, and a one-time pad over a new share without a PGP key.
     """
 
-    store: Store
+    trail: Writer
     pgp: ModuleType = pgp_module
     clock: Callable[[], str] = utc_now
     require_nonce: bool = False
@@ -70,7 +71,6 @@ class Context:
         return Quorum(
             required=required,
             lengths=lengths,
-            record=self.store.record,
             require_nonce=self.require_nonce or self.token_mode,
             reveal_nonce=not self.token_mode,
         )

@@ -38,6 +38,6 @@ def verify(ctx: Context, state: State, key: str) -> Custody:
     else:
         reason = ""
     if reason:
-        ctx.store.record("share_verify_failed", index=x)
+        ctx.trail.record("share_verify_failed", index=x)
         return Custody(valid=False, reason=reason)
-    return Custody(valid=True, record=ctx.store.mark_verified(x, ctx.clock(), "share_verified", index=x))
+    return Custody(valid=True, record=ctx.trail.mark_verified(x, ctx.clock(), "share_verified", index=x))

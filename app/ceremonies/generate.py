@@ -36,6 +36,7 @@ __all__ = [
     "start",
     "started",
     "status",
+    "update",
 ]
 
 
@@ -130,7 +131,7 @@ def start(ctx: Context, state: State, key: pgp_module.PublicKey | None) -> Attem
     """
     quorum = ctx.quorum(required=state.threshold, lengths=one_length(state))
     otp = bytearray(secrets.token_bytes(state.key_length + 1)) if ctx.token_mode and key is None else None
-    ctx.store.record(
+    ctx.trail.record(
         "attempt_started",
         nonce=quorum.nonce,
         pgp_fingerprint=fingerprint(key),
@@ -149,9 +150,27 @@ def require_attempt(attempt: Attempt | None) -> Attempt:
 
 def cancel(ctx: Context, attempt: Attempt) -> None:
     """Record the cancel, forget the submitted shares and release the PGP key."""
-    ctx.store.record("attempt_cancelled", nonce=attempt.quorum.nonce, progress=attempt.quorum.progress)
+    ctx.trail.record("attempt_cancelled", nonce=attempt.quorum.nonce, progress=attempt.quorum.progress)
     attempt.quorum.clear()
     attempt.forget()
+
+
+def update(ctx: Context, state: State, attempt: Attempt, key: str, nonce: str | None) -> Status:
+    """Check one holder's share and take it; at the threshold, rebuild the key and issue the new share.
+
+    Shares before the last get a ``share_accepted`` line each. The last gets
+    none: the outcome's line names every x, and a failure to record the
+    outcome leaves the trail as it was.
+    """
+    quorum = attempt.quorum
+    share = quorum.check(key, nonce)
+    if not quorum.last:
+        ctx.trail.record("share_accepted", nonce=quorum.nonce, index=share[-1], progress=quorum.progress + 1)
+        quorum.take(share)
+        return status(state, attempt, token_mode=ctx.token_mode)
+    quorum.take(share)
+    with quorum.spent() as shares:
+        return complete(ctx, state, attempt, shares)
 
 
 def complete(ctx: Context, state: State, attempt: Attempt, shares: list[bytes]) -> Status:
@@ -163,11 +182,10 @@ def complete(ctx: Context, state: State, attempt: Attempt, shares: list[bytes]) 
         wipe([master])
     nonce = attempt.quorum.nonce
     if not ok:
-        ctx.store.record("reconstruction_failed", nonce=nonce, indices=[s[-1] for s in shares])
+        ctx.trail.failed("reconstruction_failed", nonce=nonce, indices=[s[-1] for s in shares])
         raise BadRequest(
             "the submitted shares did not reconstruct the master key; progress "
-            "was reset to 0: each holder should check their share and submit it again",
-            audited=True,
+            "was reset to 0: each holder should check their share and submit it again"
         )
     x = secrets.choice(free_x(state))
     new_share = shamir.interpolate(shares, x)
@@ -180,7 +198,7 @@ def complete(ctx: Context, state: State, attempt: Attempt, shares: list[bytes]) 
     primary, subkey = fingerprint(attempt.pgp_key), subkey_fingerprint(attempt.pgp_key)
     # Recorded durably before anyone sees it: a share the registry does not
     # list must never exist. If this raises, nothing was handed out.
-    ctx.store.add_share(
+    ctx.trail.add_share(
         ShareRecord(
             index=x,
             origin="generate-share",

@@ -78,7 +78,7 @@ def initialize(
         )
         for x, fp, share in zip(xs, fingerprints or [""] * secret_shares, shares, strict=True)
     )
-    ctx.store.initialize(
+    ctx.trail.initialize(
         State(
             threshold=secret_threshold,
             key_length=KEY_LENGTH,

@@ -2,7 +2,8 @@
 
 Generate-share and adoption are the same act: holders submit shares one at a
 time, with the ceremony's nonce, until ``required`` are in. This is the one
-place that decides whether a submitted share is taken: the nonce must match,
+place that decides whether a submitted share may be taken (``check``; the
+ceremony then writes its line and ``take``s it): the nonce must match,
 the share must decode to the quorum's length, its x must not be 0, and it may
 be neither a share already submitted nor a different share at an x already
 submitted. Shares live only here, in memory, as bytearrays that are
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ..encoding import decode_share
@@ -37,14 +38,12 @@ class Quorum:
         *,
         required: int,
         lengths: range,
-        record: Callable[..., None],
         require_nonce: bool = False,
         reveal_nonce: bool = True,
     ):
         self.nonce = str(uuid.uuid4())
         self.required = required
         self._lengths = lengths
-        self._record = record  # the store's trail: record(event, **fields)
         self._require_nonce = require_nonce
         # In token mode a refusal does not offer the current nonce: a holder
         # who copies it from the error instead of using the one the lead
@@ -57,20 +56,15 @@ class Quorum:
         """Return how many shares were taken since the start or the last reset."""
         return len(self._shares)
 
-    def add(self, key: str, nonce: str | None) -> bool:
-        """Take one holder's share; tell whether it completes the quorum.
+    @property
+    def last(self) -> bool:
+        """Tell whether the next share taken completes the quorum."""
+        return len(self._shares) + 1 >= self.required
 
-        Shares before the last get a ``share_accepted`` trail line each. The
-        last one gets none: the outcome's line names every x, and a failure to
-        record the outcome leaves the trail as it was.
-        """
-        share = self._check(key, nonce)
-        if len(self._shares) + 1 < self.required:
-            self._record("share_accepted", nonce=self.nonce, index=share[-1], progress=len(self._shares) + 1)
-            self._shares.append(bytearray(share))
-            return False
+    def take(self, share: bytes) -> bool:
+        """Keep one share that ``check`` passed; tell whether the quorum is now complete."""
         self._shares.append(bytearray(share))
-        return True
+        return len(self._shares) >= self.required
 
     @contextmanager
     def spent(self) -> Iterator[list[bytes]]:
@@ -89,7 +83,7 @@ class Quorum:
         wipe(self._shares)
         self._shares.clear()
 
-    def _check(self, key: str, nonce: str | None) -> bytes:
+    def check(self, key: str, nonce: str | None) -> bytes:
         """Decode a holder's share and refuse it unless every rule holds."""
         self._check_nonce(nonce)
         try:
