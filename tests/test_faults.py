@@ -59,7 +59,7 @@ def fill(disk):
 
 
 def test_disk_full_is_simulated_inside_the_store(app, client, shares, monkeypatch):
-    store = app.extensions["generate_share_store"]
+    store = app.extensions["generate_share_store"]._store  # app.trail.Trail wraps the store
     nonce = client.put(f"{V1}/generate-share/attempt").get_json()["nonce"]
     for key in shares[:2]:
         client.put(f"{V1}/generate-share/update", json={"key": key, "nonce": nonce})
