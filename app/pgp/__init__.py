@@ -3,7 +3,8 @@
 Callers import from ``app.pgp`` only; it is the face of four modules:
 
 - ``packets`` reads OpenPGP packet framing in pure Python, before gpg sees a
-  key, and checks that a returned share is an encrypted message; no gpg.
+  key (packet, user ID, subkey and signature counts, the size of every public
+  key number, no RSA under 2048 bits), and checks that a returned share is an encrypted message; no gpg.
 - ``runner`` runs gpg through python-gnupg behind a guard (a time limit per
   run, a cap on concurrent runs) in private GnuPG homes, and removes homes a
   killed process left (``set_home_root``).
@@ -27,9 +28,13 @@ from .runner import set_home_root
 # The tunables, re-exported for reading only ("X as X" marks a deliberate
 # re-export): see above for where to change them.
 from .keys import SUBKEY_MIN_LIFETIME_SECONDS as SUBKEY_MIN_LIFETIME_SECONDS  # isort: skip
+from .packets import MAX_KEY_BITS as MAX_KEY_BITS  # isort: skip
 from .packets import MAX_KEY_PACKETS as MAX_KEY_PACKETS  # isort: skip
+from .packets import MAX_RSA_EXPONENT_BITS as MAX_RSA_EXPONENT_BITS  # isort: skip
+from .packets import MAX_SIGNATURES as MAX_SIGNATURES  # isort: skip
 from .packets import MAX_SUBKEYS as MAX_SUBKEYS  # isort: skip
 from .packets import MAX_USER_IDS as MAX_USER_IDS  # isort: skip
+from .packets import MIN_RSA_BITS as MIN_RSA_BITS  # isort: skip
 from .runner import GPG_CONCURRENCY as GPG_CONCURRENCY  # isort: skip
 from .runner import GPG_OPTIONS as GPG_OPTIONS  # isort: skip
 from .runner import GPG_TIMEOUT_SECONDS as GPG_TIMEOUT_SECONDS  # isort: skip
