@@ -1,10 +1,16 @@
-"""The WSGI entry point for gunicorn: ``gunicorn -c gunicorn.conf.py wsgi:app``."""
+"""The WSGI entry point for gunicorn: ``gunicorn -c gunicorn.conf.py wsgi:app``.
+
+gunicorn imports this module in the worker, the process that will hold the
+shares: it turns core dumps off and makes itself non-dumpable first.
+"""
 
 import sys
 
 from app import create_app
 from app.errors import StartupError
+from app.hygiene import harden_process
 
+harden_process()
 try:
     app = create_app()
 except StartupError as exc:
