@@ -17,6 +17,7 @@ import requests
 from tests.server import BOOT_SECONDS, ROOT, Server
 
 UNIT = ROOT / "deploy" / "generate-share.service"
+NATIVE_TLS = ROOT / "deploy" / "generate-share-native-tls.conf"
 
 
 def make_cert(folder: Path) -> tuple[Path, Path]:
@@ -274,10 +275,10 @@ def _bad_mode(tmp_path: Path) -> Path:
 REFUSALS = {"corrupt trail": _corrupt_trail, "bad folder mode": _bad_mode}
 
 
-def unit_settings() -> dict[str, list[str]]:
-    """Return the unit's settings, each key with its values in order."""
+def unit_settings(*files: Path) -> dict[str, list[str]]:
+    """Return the settings of the unit (and drop-ins after it), each key with its values in order."""
     settings: dict[str, list[str]] = {}
-    for line in UNIT.read_text().splitlines():
+    for line in "\n".join(f.read_text() for f in (UNIT, *files)).splitlines():
         if line and not line.startswith(("#", "[")):
             key, _, value = line.partition("=")
             settings.setdefault(key, []).append(value)
@@ -358,3 +359,64 @@ def test_bodies_over_tls_arrive_whole_and_past_the_limit_get_413(tmp_path, cert)
         too_big = b'{"key": "' + b"a" * 70_000 + b'"}'
         r = requests.put(s.url + "/v1/sys/shares/verify", data=too_big, verify=ca, timeout=30)
         assert r.status_code == 413
+
+
+def unit_environment(*files: Path) -> dict[str, str]:
+    """Return the environment the unit (and drop-ins after it) give the service: a later line wins."""
+    return dict(line.partition("=")[::2] for line in unit_settings(*files)["Environment"])
+
+
+def test_the_native_tls_variant_serves_https_and_trusts_no_proxy():
+    env = unit_environment(NATIVE_TLS)
+    assert env["GENERATE_SHARE_TRUSTED_PROXIES"] == "0"
+    assert env["GENERATE_SHARE_TLS_CERT_FILE"] and env["GENERATE_SHARE_TLS_KEY_FILE"]
+    assert not env["GENERATE_SHARE_BIND"].startswith("127.")
+    # The unit alone stays the variant behind nginx on the same host.
+    assert unit_environment()["GENERATE_SHARE_TRUSTED_PROXIES"] == "1"
+    assert "GENERATE_SHARE_TLS_CERT_FILE" not in unit_environment()
+
+
+@pytest.mark.parametrize(
+    ("variant", "recorded"), [("native-tls", "127.0.0.1"), ("unit-alone", "203.0.113.9")]
+)
+def test_natively_on_tls_a_forwarded_header_names_the_client_only_without_the_variant(
+    tmp_path, cert, variant, recorded
+):
+    # Why the variant sets 0: with no proxy in front, the unit's 1 lets any client name the
+    # address the trail records (the control, "unit-alone", shows the spoof working).
+    proxies = unit_environment(*([NATIVE_TLS] if variant == "native-tls" else []))[
+        "GENERATE_SHARE_TRUSTED_PROXIES"
+    ]
+    env = {"GENERATE_SHARE_TRUSTED_PROXIES": proxies}
+    with TLSServer(tmp_path / "data", tmp_path / "server.log", *cert, env=env) as server:
+        r = requests.put(
+            server.url + "/v1/sys/init",
+            json={"secret_shares": 3, "secret_threshold": 2},
+            headers={"X-Forwarded-For": "203.0.113.9"},
+            verify=str(server.cert),
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+    lines = [json.loads(line) for line in (tmp_path / "data" / "audit.log").read_text().splitlines()]
+    assert [(line["event"], line["client"]) for line in lines] == [("init", recorded)]
+
+
+def test_systemd_analyze_verifies_the_unit_with_the_native_tls_variant(tmp_path):
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed (.ci/run installs it, so CI runs this)")
+    unit = tmp_path / "generate-share.service"
+    unit.write_text(UNIT.read_text().replace("/opt/generate-share", str(ROOT)))
+    (tmp_path / "generate-share.service.d").mkdir()
+    dropin = tmp_path / "generate-share.service.d" / "native-tls.conf"
+    shutil.copy(NATIVE_TLS, dropin)
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    complaints = [line for line in (done.stdout + done.stderr).splitlines() if "generate-share" in line]
+    assert done.returncode == 0 and not complaints, done.stdout + done.stderr
+    # systemd-analyze reads the drop-in from there: a bad key in it is named.
+    dropin.write_text(NATIVE_TLS.read_text().replace("\nEnvironment=", "\nEnvironmen=", 1))
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    assert "native-tls.conf" in done.stdout + done.stderr
