@@ -8,7 +8,7 @@ order: the head file, then the state file, then the trail. The trail read
 last holds every line either head names, and perhaps lines written since;
 the copy keeps the trail only up to the later of the two heads, so it is the
 folder exactly as it stood when the head was read. The copy is then checked
-with ``app.records.verify`` (chain, heads, registry against the state file)
+with ``app.reading.verify`` (chain, heads, registry against the state file)
 and taken again, a few times, if a write still raced it.
 
 The PGP homes (``gnupg/``) and the lock are not copied: the service makes
@@ -22,11 +22,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audit import AUDIT_FILE, HEAD_FILE, read_head_file
+from .audit import AUDIT_FILE, HEAD_FILE
 from .errors import StartupError
-from .folder import SymlinkError, read_file
-from .records import verify
-from .state import FORMAT, STATE_FILE, Head, parse_state_file
+from .reading import Problem, Unreadable, read_heads, read_records, verify
+from .state import FORMAT, STATE_FILE, Head
 
 __all__ = ["ATTEMPTS", "BackupError", "Copied", "backup"]
 
@@ -90,34 +89,29 @@ def backup(data_dir: str | os.PathLike, dest: str | os.PathLike) -> Copied:
 
 
 def _read(source: Path) -> tuple[dict[str, bytes], Head | None]:
-    """Read head file, state file and trail, in that order; cut the trail at the later head.
+    """Read head file, state file and trail (app.reading's one reader); cut the trail at the later head.
 
     The head is None for a format-1 folder, copied whole: verify then says where its head is.
     """
     try:
-        head_raw = read_file(source, HEAD_FILE)
-        state_raw = read_file(source, STATE_FILE)
-        trail = read_file(source, AUDIT_FILE) or b""
-    except SymlinkError as exc:
-        raise BackupError(f"{exc}; a backup never follows a link") from None
-    except OSError as exc:
-        raise BackupError(f"cannot read {exc.filename or source}: {exc.strerror}") from None
-    if state_raw is None:
-        raise BackupError(f"{source} holds no {STATE_FILE}: name the service's DATA_DIR")
-    try:
-        _, head, form = parse_state_file(state_raw)
-    except ValueError as exc:
-        raise BackupError(f"the data file {source / STATE_FILE} is damaged ({exc})") from None
-    found = read_head_file(head_raw) if head_raw is not None else None
-    if found is not None and found[0] > head.seq:
-        head = Head(*found)
-    if head_raw is None and form != FORMAT:
+        records = read_records(source)
+        if records.state_file is None:
+            raise BackupError(f"{source} holds no {STATE_FILE}: name the service's DATA_DIR")
+        heads = read_heads(records)
+    except Unreadable as exc:
+        raise BackupError(f"{exc}; a backup never follows a link" if exc.link else str(exc)) from None
+    except Problem as exc:
+        raise BackupError(str(exc)) from None
+    head = heads.state_head
+    if heads.file_head is not None and heads.file_head.seq > head.seq:
+        head = heads.file_head
+    if records.head_file is None and heads.format != FORMAT:
         # Written by format 1, which recorded no head for events that change nothing, so
         # its trail runs past the state's head; no service of today runs on it unchanged.
-        return {STATE_FILE: state_raw, AUDIT_FILE: trail}, None
-    files = {STATE_FILE: state_raw, AUDIT_FILE: _first_lines(trail, head.seq)}
-    if head_raw is not None:
-        files[HEAD_FILE] = head_raw
+        return {STATE_FILE: records.state_file, AUDIT_FILE: records.trail}, None
+    files = {STATE_FILE: records.state_file, AUDIT_FILE: _first_lines(records.trail, head.seq)}
+    if records.head_file is not None:
+        files[HEAD_FILE] = records.head_file
     return files, head
 
 

@@ -1,63 +1,47 @@
-"""The records: the audit trail and the state file, kept and checked together.
+"""The records' commit protocol: the audit trail and the state file, written together.
 
-``Store`` is what the service writes through: it opens the data folder
-(``app.folder``), loads the state file (``app.state``), checks the whole trail
-(``app.audit``) against it, and commits each event's line together with the
-record of the new head: for a change of state the state file (replaced
-atomically: temporary file, fdatasync, rename, fsync of the folder), for any
-other event the head file (one copy overwritten in place, fdatasync). Either
-both are durable or neither changed. ``Store`` is not thread-safe: the
-service calls it under its own lock.
+``Store`` is what the service writes through. It opens the data folder
+(``app.folder``), has ``app.reading`` read and check the records (the state
+file, ``app.state``; the trail, ``app.audit``), settles a write a crash
+interrupted, and then commits each event's line together with the record of
+the new head: for a change of state the state file (replaced atomically:
+temporary file, fdatasync, rename, fsync of the folder), for any other event
+the head file (one copy overwritten in place, fdatasync). Either both are
+durable or neither changed. ``Store`` is not thread-safe: the service calls
+it under its own lock.
 
-The recorded head is the later of the state file's and the head file's. A
-crash between appending a line and recording it leaves the trail exactly one
-line past the recorded head; at start that line is cut if it is a change of
-state (the state file never took it, and no reply was sent), and kept
-otherwise (a refusal or an accepted share that did happen, whose reply may
-not have left; keeping it loses no evidence). Anything else that does not
-match (a line edited, moved or cut anywhere, two lines or more past the
-head, the state file missing beside a trail) stops the start.
-
-``verify(data_dir)`` (``generate-share audit verify DATA_DIR``) makes the same
-checks without changing anything, and reports the head. It only reads.
+At start a line past the recorded head that ``app.reading`` calls
+``Pending.CUT`` (a change of state the state file never took, whose reply
+was never sent) is cut; one it calls ``Pending.KEPT`` is kept. Any other
+mismatch stops the start, in ``app.reading``'s words, with what to do.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 from .audit import (
     AUDIT_FILE,
     HEAD_FILE,
     NOBODY,
     AuditTrail,
-    BrokenTrail,
     HeadFile,
     RequestInfo,
     blank_head_file,
     line_hash,
     make_line,
-    read_head_file,
-    split_lines,
-    walk,
 )
 from .errors import StartupError, Unavailable
-from .folder import DataFolder, SymlinkError, read_file
-from .state import FORMAT, STATE_FILE, Head, ShareRecord, State, encode_state_file, parse_state_file
+from .folder import DataFolder, SymlinkError
+from .reading import Checked, Pending, Problem, Unreadable, check, read_records
+from .state import FORMAT, STATE_FILE, Head, ShareRecord, State, encode_state_file
 
-__all__ = ["STATE_EVENTS", "Report", "Store", "verify"]
+__all__ = ["Store"]
 
 log = logging.getLogger(__name__)
-
-#: Events that change the state file; every other event only appends a line.
-STATE_EVENTS = frozenset({"init", "adopted", "share_issued", "share_verified", "root_token_reset"})
-#: What a line of a state event holds verbatim: only such lines need decoding to replay the trail.
-_STATE_WORDS = re.compile(b"|".join(re.escape(b'"%s"' % name.encode()) for name in sorted(STATE_EVENTS)))
 
 
 class Store:
@@ -83,10 +67,9 @@ class Store:
         try:
             folder.remove_leftovers(STATE_FILE)
             folder.remove_leftovers(HEAD_FILE)
-            loaded = _load(folder)
+            checked = _check_at_start(folder)
             trail = _open_trail(folder)
-            recorded = _load_head_file(folder)
-            state, head, heads = _settle(folder, trail, loaded, recorded)
+            state, head, heads = _settle(folder, trail, checked)
         except BaseException:
             for file in (heads, trail):
                 if file is not None:
@@ -208,55 +191,20 @@ class Store:
             self._folder.close()
 
 
-@dataclass(frozen=True)
-class _Loaded:
-    """The state file as read at start: None fields when it is missing."""
-
-    present: bool
-    state: State | None = None
-    head: Head = field(default_factory=Head)
-    format: int = FORMAT
+_RESTORE = (
+    "the records were left untouched: run 'generate-share audit verify {dir}' to see what is wrong, "
+    "and restore the data folder from a backup"
+)
 
 
-def _read_at_start(folder: DataFolder, name: str, what: str) -> bytes | None:
-    """Read one file of the folder (None if missing); refuse to start, naming it, if it cannot be read."""
+def _check_at_start(folder: DataFolder) -> Checked:
+    """Read and check the records through the locked folder; refuse to start, in app.reading's words."""
     try:
-        return folder.read(name)
-    except SymlinkError as exc:
-        raise StartupError(f"{exc}; remove it") from None
-    except OSError as exc:
-        raise StartupError(f"cannot read {what} {folder.path / name}: {exc.strerror}") from None
-
-
-def _load(folder: DataFolder) -> _Loaded:
-    """Read the state file; refuse to start, untouched, if it is damaged."""
-    file = folder.path / STATE_FILE
-    raw = _read_at_start(folder, STATE_FILE, "the data file")
-    if raw is None:
-        return _Loaded(present=False)
-    try:
-        state, head, form = parse_state_file(raw)
-    except ValueError as exc:
-        raise StartupError(
-            f"the data file {file} is damaged ({exc}); it was left untouched: "
-            "restore it from a backup before starting the service"
-        ) from None
-    return _Loaded(True, state, head, form)
-
-
-def _load_head_file(folder: DataFolder) -> Head | None:
-    """Read the head file: None if it is missing; refuse to start if no copy is intact."""
-    file = folder.path / HEAD_FILE
-    raw = _read_at_start(folder, HEAD_FILE, "the audit head file")
-    if raw is None:
-        return None
-    found = read_head_file(raw)
-    if found is None:
-        raise StartupError(
-            f"the audit head file {file} is damaged (neither of its two copies is intact); "
-            f"it was left untouched: {_VERIFY_HINT.format(dir=folder.path)}"
-        )
-    return Head(*found)
+        return check(read_records(folder.path, folder.read))
+    except Unreadable as exc:
+        raise StartupError(f"{exc}; remove it" if exc.link else str(exc)) from None
+    except Problem as exc:
+        raise StartupError(f"{exc}; {_RESTORE.format(dir=folder.path)}") from None
 
 
 def _open_trail(folder: DataFolder) -> AuditTrail:
@@ -271,54 +219,23 @@ def _open_trail(folder: DataFolder) -> AuditTrail:
     return AuditTrail(fd, path)
 
 
-_VERIFY_HINT = (
-    "run 'generate-share audit verify {dir}' to see what is wrong, and restore the data folder from a backup"
-)
-
-
-def _settle(
-    folder: DataFolder, trail: AuditTrail, loaded: _Loaded, recorded: Head | None
-) -> tuple[State | None, Head, HeadFile]:
-    """Check the whole trail against the records, settle an interrupted write, and open the head file."""
-    raw = trail.read()
-    count = raw.count(b"\n")
-    if not loaded.present and raw:
-        raise StartupError(
-            f"the data file {folder.path / STATE_FILE} is missing, but the audit trail "
-            f"{trail.path} holds {count} lines: the service will not start afresh "
-            "over the records of another; restore the data file from a backup (both files "
-            "were left untouched)"
-        )
-    if recorded is None and raw and loaded.format == FORMAT:
-        raise StartupError(
-            f"the audit head file {folder.path / HEAD_FILE} is missing, but the data file "
-            f"{folder.path / STATE_FILE} says it was written; lines cut from the end of the "
-            f"audit trail {trail.path} could not be noticed without it: "
-            + _VERIFY_HINT.format(dir=folder.path)
-        )
-    try:
-        lines = split_lines(raw)
-        legacy = recorded is None and loaded.format != FORMAT
-        found = examine(lines, loaded.state, loaded.head, recorded, legacy=legacy)
-    except BrokenTrail as exc:
-        raise StartupError(
-            f"the audit trail {trail.path} does not match the records ({exc}); it was left "
-            f"untouched: {_VERIFY_HINT.format(dir=folder.path)}"
-        ) from None
-    if found.pending == "cut":
+def _settle(folder: DataFolder, trail: AuditTrail, checked: Checked) -> tuple[State | None, Head, HeadFile]:
+    """Settle an interrupted write that the checks found, and open the head file."""
+    lines, heads = checked.lines, checked.heads
+    if checked.pending is Pending.CUT:
         # A change of state whose line was written but whose state file was
         # not (a crash between the two writes): it never happened and no
         # reply was sent, so its line goes.
-        trail.truncate(len(raw) - len(lines[-1]) - 1)
+        trail.truncate(len(checked.records.trail) - len(lines[-1]) - 1)
         log.warning("audit trail: removed line %d, a change the state file never recorded", len(lines))
-    elif found.pending == "kept":
+    elif checked.pending is Pending.KEPT:
         log.warning("audit trail: line %d was written but its head not recorded (a crash); kept", len(lines))
-    heads = _open_head_file(folder, recorded, found.head)
-    if not loaded.present or loaded.format != FORMAT:
+    head_file = _open_head_file(folder, heads.file_head, checked.head)
+    if checked.records.state_file is None or heads.format != FORMAT:
         # A new folder, or one from before the head file: from now on the
         # state file says the head file exists, so deleting it shows.
-        folder.replace(STATE_FILE, encode_state_file(loaded.state, loaded.head))
-    return loaded.state, found.head, heads
+        folder.replace(STATE_FILE, encode_state_file(heads.state, heads.state_head))
+    return heads.state, checked.head, head_file
 
 
 def _open_head_file(folder: DataFolder, recorded: Head | None, head: Head) -> HeadFile:
@@ -340,195 +257,6 @@ def _open_head_file(folder: DataFolder, recorded: Head | None, head: Head) -> He
             heads.close()
             raise StartupError(f"cannot write the audit head file {path}: {exc.strerror}") from None
     return heads
-
-
-# -- verification -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Examined:
-    """What a whole check of the trail found: its head, and what to do with a line past it."""
-
-    head: Head
-    shares: int
-    #: "none"; "cut" (a change of state the state file never took); "kept" (any other event).
-    pending: str
-
-
-def examine(
-    lines: list[bytes], state: State | None, state_head: Head, file_head: Head | None, *, legacy: bool = False
-) -> Examined:
-    """Check every line's chain and the replayed registry against the records; BrokenTrail names a break.
-
-    ``legacy``: a format-1 folder, whose code recorded the head only with a change of state.
-    """
-    end = len(lines)
-    recorded = state_head if file_head is None or state_head.seq >= file_head.seq else file_head
-    pending = end == recorded.seq + 1
-    registry: dict[int, str] = {}
-    digest = before = ""
-    last: dict = {}
-    for number, event, digest in walk(lines, parse=_STATE_WORDS):
-        if number == state_head.seq and digest != state_head.digest:
-            raise BrokenTrail(number, "the line differs from the one the state file recorded as head")
-        if file_head is not None and number == file_head.seq and digest != file_head.digest:
-            raise BrokenTrail(number, f"the line differs from the one the head file {HEAD_FILE} recorded")
-        if number == end:
-            last = event
-        else:
-            before = digest
-            if event is not None:
-                _apply(event, registry, number)
-    if state_head.seq > end:
-        raise BrokenTrail(
-            end + 1,
-            f"the state file's head is line {state_head.seq}, but the trail ends at line {end} "
-            "(lines were cut from the end)",
-        )
-    if file_head is not None and file_head.seq > end:
-        raise BrokenTrail(
-            end + 1,
-            f"the head file {HEAD_FILE} records line {file_head.seq}, but the trail ends at line {end} "
-            "(lines were cut from the end)",
-        )
-    if end > recorded.seq + 1 and legacy:
-        # Format 1 appended refusals, accepted shares and cancels without recording a
-        # head: they were written and answered. Only a last change of state may be
-        # uncommitted (cut below); one before it is caught by the registry check.
-        pending = last.get("event") in STATE_EVENTS
-    elif end > recorded.seq + 1:
-        raise BrokenTrail(
-            recorded.seq + 2,
-            f"the recorded head is line {recorded.seq}, but the trail goes on to line {end} "
-            "(lines were added that the service never recorded)",
-        )
-    outcome = "none"
-    head = Head(end, digest) if end else Head()
-    if pending and last.get("event") in STATE_EVENTS:
-        outcome, head = "cut", Head(end - 1, before) if end > 1 else Head()
-    elif pending:
-        outcome = "kept"
-    if end and outcome != "cut":
-        _apply(last, registry, end)
-    _compare(state, registry, head.seq)
-    return Examined(head=head, shares=len(registry), pending=outcome)
-
-
-@dataclass(frozen=True)
-class Report:
-    """The outcome of a verification; ``found`` is False when DATA_DIR holds no records at all."""
-
-    ok: bool
-    lines: int
-    message: str
-    head: Head | None = None
-    found: bool = True
-
-
-def verify(data_dir: str | os.PathLike) -> Report:
-    """Check the whole trail, its head and the registry against the state file; change nothing."""
-    folder = Path(data_dir)
-    if not folder.is_dir():
-        return Report(
-            False,
-            0,
-            f"{folder} is not a folder (no such data folder): name the service's DATA_DIR",
-            found=False,
-        )
-    # Read in the order the service writes backwards (head, state, trail):
-    # while it runs, the trail read last can only be longer, never shorter.
-    try:
-        head_raw = read_file(folder, HEAD_FILE)
-        state_raw = read_file(folder, STATE_FILE)
-        raw = read_file(folder, AUDIT_FILE)
-    except SymlinkError as exc:
-        return Report(False, 0, f"{exc}; verify never follows a link")
-    except OSError as exc:
-        return Report(False, 0, f"cannot read {exc.filename or folder}: {exc.strerror}")
-    if state_raw is None and not raw:
-        return Report(
-            False,
-            0,
-            f"{folder} holds no records (no {STATE_FILE}, no {AUDIT_FILE}): name the service's DATA_DIR",
-            found=False,
-        )
-    raw = raw or b""
-    count = raw.count(b"\n")
-    if state_raw is None:
-        return Report(
-            False,
-            count,
-            f"the data file {folder / STATE_FILE} is missing, but the audit trail "
-            f"{folder / AUDIT_FILE} holds {count} lines",
-        )
-    try:
-        state, state_head, form = parse_state_file(state_raw)
-    except ValueError as exc:
-        return Report(False, 0, f"the data file {folder / STATE_FILE} is damaged ({exc})")
-    recorded = None
-    if head_raw is not None:
-        found = read_head_file(head_raw)
-        if found is None:
-            return Report(
-                False, count, f"the audit head file {folder / HEAD_FILE} is damaged (no copy is intact)"
-            )
-        recorded = Head(*found)
-    elif raw and form == FORMAT:
-        return Report(
-            False,
-            count,
-            f"the audit head file {folder / HEAD_FILE} is missing, but the data file says it was written",
-        )
-    try:
-        lines = split_lines(raw)
-        found = examine(lines, state, state_head, recorded, legacy=recorded is None and form != FORMAT)
-    except BrokenTrail as exc:
-        return Report(False, count, str(exc))
-    notes = {
-        "none": "",
-        "cut": f"; line {len(lines)} is a change of state never committed: the service removes it at start",
-        "kept": f"; line {len(lines)} was written, its head not yet recorded: the service keeps it at start",
-    }[found.pending]
-    if head_raw is None and raw:
-        notes += f"; no head file yet (from before format {FORMAT}): the service writes it at its next start"
-    head = found.head
-    return Report(
-        True,
-        head.seq,
-        f"audit trail verified: {head.seq} lines, {found.shares} shares in the registry match the state file"
-        f"{notes}\naudit head: seq {head.seq}, hash {head.digest}",
-        head=head,
-    )
-
-
-def _apply(event: dict, registry: dict[int, str], number: int) -> None:
-    """Apply one event to the replayed registry."""
-    kind = event.get("event")
-    if kind in ("init", "adopted"):
-        if registry:
-            raise BrokenTrail(number, f"an {kind} event after the service was initialized")
-        origin = "init" if kind == "init" else "adopted"
-        for x in event.get("indices", []):
-            registry[x] = origin
-    elif kind == "share_verified":
-        if event.get("index") not in registry:
-            raise BrokenTrail(number, f"share x = {event.get('index')} verified but never issued")
-    elif kind == "share_issued":
-        x = event.get("index")
-        if not registry or x in registry:
-            raise BrokenTrail(number, f"share x = {x} issued before init or twice")
-        registry[x] = "generate-share"
-
-
-def _compare(state: State | None, registry: dict[int, str], end: int) -> None:
-    """Check the state file's registry against the one replayed from the trail."""
-    held = {s.index: s.origin for s in state.shares} if state else {}
-    if held != registry:
-        missing = sorted(set(registry) ^ set(held))
-        raise BrokenTrail(
-            max(end, 1),
-            f"the registry in the state file does not match the trail (x = {missing or 'origins differ'})",
-        )
 
 
 def _utc_now() -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app import audit, records, shamir
+from app import audit, reading, shamir
 from helpers import assert_error
 
 V1 = "/v1/sys"
@@ -71,7 +71,7 @@ def test_adopt_every_vault_case_then_generate_a_share_that_unseals_it(client, fo
     if len(unseen) < t - 1:  # small cases: the rest of the set, submitted or not
         unseen = [bytes.fromhex(s) for s in shares[::-1] if bytes.fromhex(s)[-1] != new[-1]]
     assert shamir.combine([new, *unseen[: t - 1]]).hex() == case["secret_hex"]
-    report = records.verify(folder)
+    report = reading.verify(folder)
     assert report.ok, report.message
 
 
@@ -87,7 +87,7 @@ def test_a_set_with_one_altered_share_is_refused(client, folder):
     status = client.get(f"{V1}/adopt/attempt").get_json()
     assert status["started"] is True and status["progress"] == 0
     assert client.get(f"{V1}/init").get_json() == {"initialized": False}
-    assert records.verify(folder).ok
+    assert reading.verify(folder).ok
     # The holders try again with the right share, in the same attempt.
     nonce = status["nonce"]
     for share in case["shares_hex"][: t + 1]:
@@ -116,7 +116,7 @@ def test_a_too_high_threshold_is_refused_and_the_real_one_named(client, folder, 
     assert f"start it again with secret_threshold {real[0]}" in text and "reset to 0" in text
     assert client.get(f"{V1}/adopt/attempt").get_json()["progress"] == 0
     assert client.get(f"{V1}/init").get_json() == {"initialized": False}
-    assert records.verify(folder).ok
+    assert reading.verify(folder).ok
 
 
 def test_a_set_whose_shares_all_share_y_is_threshold_1(client):
@@ -280,7 +280,7 @@ def test_adoption_is_in_the_audit_trail(client, folder):
     assert lines[-1]["indices"] == [1, 2, 3, 4, 5] and lines[-1]["submitted"] == [1, 2, 3, 4]
     text = (folder / audit.AUDIT_FILE).read_text()
     assert not any(s[:20] in text for s in case["shares_hex"])
-    assert records.verify(folder).ok
+    assert reading.verify(folder).ok
 
 
 def test_a_truncated_first_share_does_not_blame_the_next_holder(client):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app import audit, records
+from app import audit, reading
 from app.state import STATE_FILE
 from helpers import assert_error
 from server import Server
@@ -55,7 +55,7 @@ def test_a_ceremony_is_recorded_event_by_event(client, shares, folder):
         assert event["client"] == "127.0.0.1"
         assert len(event["request_id"]) == 32
         assert event["time"].endswith("Z")
-    report = records.verify(folder)
+    report = reading.verify(folder)
     assert report.ok, report.message
     assert report.lines == 8 and "6 shares" in report.message
 
@@ -79,7 +79,7 @@ def test_failed_reconstruction_is_one_event(client, shares, folder):
     last = events(folder)[-1]
     assert last["event"] == "reconstruction_failed"
     assert last["indices"] == [bytes.fromhex(s)[-1] for s in shares[:3]]
-    assert records.verify(folder).ok
+    assert reading.verify(folder).ok
 
 
 def test_refusals_at_start_and_init_are_recorded(client, shares, folder):
@@ -133,9 +133,9 @@ def _edit(lines):
 )
 def test_tampering_is_caught_and_named(app, client, shares, folder, change, line, why):
     ceremony(client, shares)
-    assert records.verify(folder).ok
+    assert reading.verify(folder).ok
     _rewrite(folder, change)
-    report = records.verify(folder)
+    report = reading.verify(folder)
     assert not report.ok
     assert report.message.startswith(f"audit trail broken at line {line}:"), report.message
     assert why in report.message
@@ -146,7 +146,7 @@ def test_a_registry_that_disagrees_with_the_trail_is_caught(client, shares, fold
     state = json.loads((folder / STATE_FILE).read_text())
     state["state"]["shares"][0]["index"] = 250 if state["state"]["shares"][0]["index"] != 250 else 251
     (folder / STATE_FILE).write_text(json.dumps(state))
-    report = records.verify(folder)
+    report = reading.verify(folder)
     assert not report.ok and "registry in the state file does not match the trail" in report.message
 
 
@@ -159,7 +159,11 @@ def test_a_tampered_trail_stops_the_service_at_start(tmp_path):
     second = Server(data, tmp_path / "2.log")
     second.spawn()
     assert second.wait() != 0
-    assert f"the audit trail {data / audit.AUDIT_FILE} does not match the records" in second.output()
+    assert (
+        "audit trail broken at line 1:" in second.output()
+        and "lines were cut from the end" in second.output()
+    )
+    assert f"run 'generate-share audit verify {data}'" in second.output()
 
 
 # -- over HTTP: proxies and the request log ------------------------------------

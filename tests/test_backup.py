@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.backup import backup
-from app.records import verify
+from app.reading import verify
 from tests.server import ROOT, Server
 
 V1 = "/v1/sys"

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from app import audit, create_app, records
+from app import audit, create_app, reading
 from helpers import assert_error
 
 V1 = "/v1/sys"
@@ -137,7 +137,7 @@ def test_each_check_is_in_the_audit_trail_by_index_only(client, shares, folder):
     assert ok["event"] == "share_verified" and ok["index"] == bytes.fromhex(shares[0])[-1]
     assert failed["event"] == "share_verify_failed" and failed["index"] == 255
     assert set(ok) == {"event", "index", "seq", "time", "request_id", "client", "prev"}
-    assert records.verify(folder).ok
+    assert reading.verify(folder).ok
 
 
 def test_the_data_folder_holds_no_share_material(client, shares, folder, keyring):

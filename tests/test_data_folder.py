@@ -6,7 +6,8 @@ import stat
 import pytest
 
 from app.errors import StartupError
-from app.records import Store, verify
+from app.reading import verify
+from app.records import Store
 from app.state import Head, encode_state_file
 from server import Server
 

@@ -11,7 +11,7 @@ import threading
 import pytest
 import requests
 
-from app import create_app, records
+from app import create_app, reading
 from app.records import Store
 from helpers import assert_error, same_key
 from server import ROOT, Server
@@ -81,7 +81,7 @@ def test_disk_full_is_simulated_inside_the_store(app, client, shares, monkeypatc
     for key in shares[:3]:
         last = client.put(f"{V1}/generate-share/update", json={"key": key, "nonce": nonce}).get_json()
     assert last["complete"] is True and same_key(last["key"], shares, 3)
-    assert records.verify(store.path).ok
+    assert reading.verify(store.path).ok
 
 
 def test_disk_full_on_a_real_file_system(small_disk, tmp_path):
@@ -104,7 +104,7 @@ def test_disk_full_on_a_real_file_system(small_disk, tmp_path):
         for key in keys[:3]:
             last = server.put(f"{V1}/generate-share/update", json={"key": key, "nonce": nonce}).json()
         assert last["complete"] is True and same_key(last["key"], keys, 3)
-    assert records.verify(data).ok
+    assert reading.verify(data).ok
     assert "Traceback" not in server.output()
 
 
@@ -173,7 +173,7 @@ def test_a_crash_at_each_step_leaves_the_old_or_the_new_state(tmp_path, step):
     # Until the rename, the change never happened; from the rename on, it did.
     assert issued == (5 if step <= 3 else 6)
     assert not list(data.glob(".*.tmp"))
-    report = records.verify(data)
+    report = reading.verify(data)
     assert report.ok, report.message
     assert report.lines == 1 + 1 + 2 + (issued - 5)  # init, started, two accepted, issued
     restarted = create_app({"DATA_DIR": str(data)})
@@ -266,7 +266,7 @@ def test_sigterm_lets_requests_in_flight_finish_cleanly(tmp_path, keyring):
         if code == 200 and body["complete"]
     }
     assert issued
-    report = records.verify(data)
+    report = reading.verify(data)
     assert report.ok, report.message
     with Server(data, tmp_path / "again.log") as again:
         registry = {s["index"] for s in again.get(f"{V1}/shares").json()["shares"]}
@@ -318,9 +318,9 @@ def test_a_crash_while_recording_a_refusal_starts_cleanly_and_cuts_nothing_unnot
         assert store.head.seq == 2
     finally:
         store.close()
-    report = records.verify(data)
+    report = reading.verify(data)
     assert report.ok and report.head.seq == 2, report.message
     # And now that the head is recorded, cutting that line shows.
     lines = (data / "audit.log").read_bytes().splitlines(keepends=True)
     (data / "audit.log").write_bytes(b"".join(lines[:-1]))
-    assert not records.verify(data).ok
+    assert not reading.verify(data).ok

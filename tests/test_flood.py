@@ -22,7 +22,7 @@ import requests
 from limits import parse_many
 from limits.strategies import FixedWindowRateLimiter
 
-from app import audit, records
+from app import audit, reading, records
 from app.api.limits import WindowCounts
 from app.folder import LowDiskGuard
 from app.refusals import MAX_REASONS
@@ -154,7 +154,7 @@ def test_a_flood_grows_the_trail_little_and_a_ceremony_from_another_client_goes_
     assert set(statuses) == {200}, statuses
     assert took < 5.0, took
     assert growth < 1024 * 1024, growth
-    report = records.verify(data)
+    report = reading.verify(data)
     assert report.ok, report.message
     flood_refusals = [e for e in flood_lines if e["event"] == "refused"]
     assert refusals(flood_refusals) == refused
@@ -212,7 +212,7 @@ def test_a_client_over_the_limit_gets_a_429_with_retry_after_and_others_are_unaf
     assert {e["action"] for e in limited} == {"update"}
     # Every refusal either client saw is counted in the trail, once.
     assert refusals(lines) == seen[400] + seen[429] + 1
-    assert records.verify(data).ok
+    assert reading.verify(data).ok
 
 
 def test_refusals_still_counted_when_the_server_stops_are_written(tmp_path):
@@ -226,7 +226,7 @@ def test_refusals_still_counted_when_the_server_stops_are_written(tmp_path):
         assert [e["count"] for e in lines] == [1]  # the first at once, the others counted
     # SIGTERM: the worker exits gracefully and writes what it counted.
     assert refusals(trail(data)) == 5
-    assert records.verify(data).ok
+    assert reading.verify(data).ok
 
 
 @pytest.mark.parametrize("value", ["20/fortnight", "lots", "0/second", "-1"])
@@ -271,7 +271,7 @@ def test_below_the_free_space_floor_refusals_are_counted_in_memory_and_a_state_e
         gauges = {g["Name"]: g["Value"] for g in client.call("GET", f"{V1}/metrics")[2]["Gauges"]}
         assert gauges["generate_share_low_disk"] == 1
         client.close()
-    assert records.verify(data).ok
+    assert reading.verify(data).ok
 
 
 def test_with_room_on_disk_health_says_so(tmp_path):
@@ -359,7 +359,7 @@ def test_counted_refusals_are_written_before_any_other_event_and_at_close(coales
     ]
     assert lines[1]["client"] == "10.0.0.1" and lines[1]["request_id"] == "id-10.0.0.1"
     assert lines[1]["first"] <= lines[1]["last"]
-    assert records.verify(store.path).ok
+    assert reading.verify(store.path).ok
 
 
 def test_a_client_that_varies_its_reason_shares_one_window_past_a_few(coalescer):

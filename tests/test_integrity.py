@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app import records
+from app import reading
 from app.audit import AUDIT_FILE, HEAD_FILE, blank_head_file
 from app.errors import StartupError
 from app.records import Store
@@ -73,7 +73,7 @@ def test_a_deleted_state_file_beside_a_trail_is_refused_naming_both(tmp_path):
     trail = (folder / AUDIT_FILE).read_bytes()
     refused_at_start(folder, str(folder / STATE_FILE), str(folder / AUDIT_FILE), "is missing", "2 lines")
     assert not (folder / STATE_FILE).exists() and (folder / AUDIT_FILE).read_bytes() == trail
-    report = records.verify(folder)
+    report = reading.verify(folder)
     assert not report.ok and f"{folder / STATE_FILE} is missing" in report.message
 
 
@@ -108,7 +108,7 @@ def test_an_edited_middle_line_is_refused_at_start_naming_it(tmp_path, number):
         "generate-share audit verify",
     )
     assert f"'generate-share audit verify {folder}'" in message
-    report = records.verify(folder)
+    report = reading.verify(folder)
     assert not report.ok and report.message.startswith(f"audit trail broken at line {number + 1}:")
 
 
@@ -142,7 +142,7 @@ def test_lines_cut_from_the_end_are_caught_at_start_and_by_verify(tmp_path, tail
     assert ok.returncode == 0 and f"audit head: seq {head.seq}, hash {head.digest}" in ok.stdout, ok
     cut(folder, count)
     refused_at_start(folder, "lines were cut from the end", "generate-share audit verify")
-    report = records.verify(folder)
+    report = reading.verify(folder)
     assert not report.ok and "lines were cut from the end" in report.message, report.message
     assert report.message.startswith(f"audit trail broken at line {head.seq - count + 1}:")
     broken = verify_cli(folder)
@@ -155,7 +155,7 @@ def test_a_deleted_head_file_is_refused(tmp_path):
     (folder / HEAD_FILE).unlink()
     cut(folder, 1)
     refused_at_start(folder, f"{folder / HEAD_FILE} is missing")
-    assert not records.verify(folder).ok
+    assert not reading.verify(folder).ok
 
 
 def test_both_copies_of_the_head_damaged_is_refused(tmp_path):
@@ -188,12 +188,12 @@ def test_one_line_past_the_head_is_kept_for_an_event_and_cut_for_a_change_of_sta
     store.record("refused", reason="late")
     store.close()
     (folder / HEAD_FILE).write_bytes(blank_head_file(head.seq, head.digest))
-    report = records.verify(folder)
+    report = reading.verify(folder)
     assert report.ok and "the service keeps it at start" in report.message, report.message
     store = Store.open(folder)
     assert store.head.seq == head.seq + 1
     store.close()
-    assert records.verify(folder).ok and records.verify(folder).head.seq == head.seq + 1
+    assert reading.verify(folder).ok and reading.verify(folder).head.seq == head.seq + 1
 
 
 # -- audit verify on no records --------------------------------------------------------
@@ -206,7 +206,7 @@ def test_verify_on_a_missing_or_empty_folder_exits_2(tmp_path, make):
     done = verify_cli(folder)
     assert done.returncode == 2, done
     assert str(folder) in done.stderr and "verified" not in done.stdout + done.stderr
-    assert not records.verify(folder).ok
+    assert not reading.verify(folder).ok
 
 
 def test_verify_prints_the_head_in_json(tmp_path):

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from receiver import Receiver
 
-from app import create_app, records
+from app import create_app, reading
 from app.audit import AUDIT_FILE
 from app.errors import StartupError
 from app.notify import EVENTS, cursor_name, sign
@@ -138,7 +138,7 @@ def test_a_share_issued_while_the_receiver_is_down_arrives_after_a_restart(tmp_p
         cursor = data / cursor_name(receiver.url)
         assert oct(cursor.stat().st_mode & 0o777) == "0o600"
         assert f"seq={len(trail_lines(data))} ".encode() in cursor.read_bytes()
-        assert records.verify(data).ok
+        assert reading.verify(data).ok
     finally:
         receiver.stop()
 

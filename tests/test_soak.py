@@ -21,7 +21,7 @@ import pytest
 import requests
 from receiver import Receiver
 
-from app import records, shamir
+from app import reading, shamir
 from app.notify import cursor_name
 from server import Server
 
@@ -176,7 +176,7 @@ def test_soak(tmp_path, keyring):
     assert gnupg_homes(tmp_path / "data" / "gnupg") == set()
     assert gnupg_homes(Path(tempfile.gettempdir())) == homes_before
     assert service_agents() == set()
-    report = records.verify(tmp_path / "data")
+    report = reading.verify(tmp_path / "data")
     assert report.ok, report.message
     print(
         f"\nsoak: {CEREMONIES} PGP ceremonies and {MIXED} mixed requests from {1 + MIXED_THREADS} threads "

@@ -18,7 +18,7 @@ import hvac.exceptions
 import pytest
 from click.testing import CliRunner
 
-from app import create_app, records, shamir
+from app import create_app, reading, shamir
 from app.cli import cli
 from app.errors import StartupError
 from helpers import assert_error, same_key
@@ -354,7 +354,7 @@ def test_token_reset_replaces_the_token_offline_and_records_it(tmp_path):
     assert json.loads(trail.splitlines()[-1])["event"] == "root_token_reset"
     for content in files(data).values():
         assert new.encode() not in content
-    assert records.verify(data).ok
+    assert reading.verify(data).ok
     app = create_app({"DATA_DIR": str(data), "CEREMONY_AUTH": "token"})
     try:
         client = app.test_client()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from app.records import verify
+from app.reading import verify
 from tests.helpers import same_key
 from tests.server import Server
 

@@ -34,10 +34,10 @@ def audit_group() -> None:
 def audit_verify(ctx: click.Context, data_dir: str | None) -> None:
     """Verify the audit trail of DATA_DIR (default: $GENERATE_SHARE_DATA_DIR or ./data) and print its head."""
     # Imported here: only this command reads a data folder, the others speak HTTP.
-    from app import records
+    from app import reading
 
     folder = data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
-    report = records.verify(folder)
+    report = reading.verify(folder)
     if not report.found:
         # A wrong path must never pass for an intact trail.
         click.echo(f"Error: {report.message}", err=True)
