@@ -25,10 +25,11 @@ $(STAMP_TEST): $(STAMP_RUN)
 check-gpg:
 	@command -v gpg >/dev/null 2>&1 || { echo "gpg is missing: install it with 'apt-get install gnupg' (Debian/Ubuntu)" >&2; exit 1; }
 
-# The tests run real programs: gpg, and for deploy/ nginx, systemd-analyze and
-# openssl. As root on Debian the missing ones are installed; otherwise the
-# target says which packages to install.
-TEST_TOOLS := gpg:gnupg nginx:nginx systemd-analyze:systemd openssl:openssl
+# The tests run real programs: gpg, for deploy/ nginx, systemd-analyze and
+# openssl, and for the ceremony page Debian's chromium (driven by Playwright,
+# whose own browser download is not used). As root on Debian the missing ones
+# are installed; otherwise the target says which packages to install.
+TEST_TOOLS := gpg:gnupg nginx:nginx systemd-analyze:systemd openssl:openssl chromium:chromium
 check-test-tools:
 	@missing=""; for pair in $(TEST_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || [ -x /usr/sbin/$${pair%%:*} ] || missing="$$missing $${pair##*:}"; \

@@ -203,6 +203,19 @@ def origins(value: Any) -> frozenset[str]:
     return frozenset(found)
 
 
+def public_origin(value: Any) -> str:
+    """Return the origin of one public URL as a browser sends it ("" when unset); a lone "/" path is fine."""
+    if not isinstance(value, str):
+        raise ValueError
+    entry = value.strip()
+    if not entry:
+        return ""
+    found = origins(entry.removesuffix("/"))
+    if len(found) != 1:
+        raise ValueError(f"{entry!r} is not one")
+    return next(iter(found))
+
+
 def urls(value: Any) -> tuple[str, ...]:
     """Return distinct http(s) URLs; a bad one is named by its place, never echoed (it may hold a secret)."""
     if not isinstance(value, str):
@@ -284,8 +297,19 @@ class Settings:
         origins,
         takes="a comma-separated list of web origins, each scheme://host[:port] with no path, such as "
         "https://ops.example.org,http://127.0.0.1:8080",
-        doc="comma-separated `scheme://host[:port]` web origins whose pages may send writes; a write "
-        "carrying any other `Origin`, or `Sec-Fetch-Site: cross-site`/`same-site`, is refused with a 403",
+        doc="comma-separated `scheme://host[:port]` web origins whose pages may send writes, besides the "
+        "service's own page at its listening address and `PUBLIC_URL`; a write carrying any other `Origin` "
+        "(one equal to the `Host` included: DNS rebinding), or `Sec-Fetch-Site: cross-site`/`same-site`, "
+        "is refused with a 403",
+        shown="empty",
+    )
+    public_url: str = setting(
+        "",
+        public_origin,
+        takes="the address browsers open the service at behind a proxy, scheme://host[:port] with no path, "
+        "such as https://ceremony.example.org",
+        doc="the address browsers open the ceremony page (`/ui/`) at behind a reverse proxy, such as "
+        "`https://ceremony.example.org`: its origin may send writes too",
         shown="empty",
     )
     request_deadline: float = setting(

@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from app import create_app
+from app.api.common import SETTINGS
 from app.errors import StartupError
 from helpers import assert_error
 from server import Server
@@ -136,10 +137,77 @@ def test_reads_from_a_foreign_page_are_answered_without_cors_headers(client):
     assert_error(client.options(f"{V1}/init", headers=EVIL), 405)  # so every CORS preflight fails
 
 
-def test_by_default_no_origin_is_allowed(client):
-    for origin in ("http://127.0.0.1:8200", "http://localhost:8200", "https://ops.example.org"):
+def test_without_a_listening_address_no_origin_is_allowed_by_default(client):
+    """In process (no socket, so no address of its own) only the settings name a page's origin."""
+    for origin in (
+        "http://127.0.0.1:8200",
+        "http://localhost:8200",
+        "https://ops.example.org",
+        "http://localhost",
+    ):
         assert_error(client.put(f"{V1}/init", json=INIT, headers={"Origin": origin}), 403, origin)
     assert client.get(f"{V1}/init").get_json() == {"initialized": False}
+
+
+def test_the_page_at_the_listening_address_may_write_and_no_other_origin(tmp_path):
+    """The service's own page works by default; another port, scheme or name does not, nor rebinding."""
+    with Server(tmp_path / "data", tmp_path / "gunicorn.log") as server:
+        port = server.port
+        before = _snapshot(server.data_dir)
+        refused = [
+            {"Origin": f"http://127.0.0.1:{port + 1}"},  # a page on another port of the same host
+            {"Origin": f"https://127.0.0.1:{port}"},  # another scheme
+            {"Origin": f"http://[::1]:{port}"},  # not the address it listens on
+            {"Origin": "http://127.0.0.1"},
+            {"Origin": f"http://127.0.0.2:{port}"},
+            {"Origin": f"http://sub.localhost:{port}"},
+            # DNS rebinding: a name of the attacker's that now points at the service;
+            # Host and Origin agree, as a browser would send them.
+            {"Origin": f"http://rebound.example:{port}", "Host": f"rebound.example:{port}"},
+            {"Origin": f"http://127.0.0.1:{port}.evil.example"},
+            {"Origin": ""},
+            {"Origin": "null"},
+        ]
+        for headers in refused:
+            r = requests.put(f"{server.url}{V1}/init", json=INIT, headers=headers, timeout=30)
+            assert r.status_code == 403, headers
+            assert "nothing was changed" in r.json()["errors"][0] and "PUBLIC_URL" in r.json()["errors"][0]
+        assert _snapshot(server.data_dir) == before
+        page = {"Origin": f"http://127.0.0.1:{port}", "Sec-Fetch-Site": "same-origin"}
+        r = requests.put(f"{server.url}{V1}/init", json=INIT, headers=page, timeout=30)
+        assert r.status_code == 200, r.text
+        for origin in (f"http://localhost:{port}", f"HTTP://LOCALHOST:{port}"):
+            r = requests.put(
+                f"{server.url}{V1}/generate-share/attempt", headers={"Origin": origin}, timeout=30
+            )
+            assert r.status_code in (200, 400), r.text  # past the origin check: started, or already started
+            assert "another origin" not in r.text
+
+
+def test_the_public_url_behind_a_proxy_may_write(tmp_path):
+    app = create_app({"DATA_DIR": str(tmp_path / "data"), "PUBLIC_URL": "https://Ceremony.example.org:443/"})
+    try:
+        assert app.extensions[SETTINGS].public_url == "https://ceremony.example.org"
+        client = app.test_client()
+        for origin in (
+            "http://ceremony.example.org",
+            "https://ceremony.example.org:8443",
+            "https://example.org",
+        ):
+            assert_error(client.put(f"{V1}/init", json=INIT, headers={"Origin": origin}), 403, origin)
+        r = client.put(f"{V1}/init", json=INIT, headers={"Origin": "https://ceremony.example.org"})
+        assert r.status_code == 200
+    finally:
+        app.extensions["generate_share_store"].close()
+
+
+@pytest.mark.parametrize(
+    "value", ["ceremony.example.org", "https://ceremony.example.org/app", "ftp://x.example", "https://", 42]
+)
+def test_a_bad_public_url_refuses_to_start_naming_the_variable(tmp_path, value):
+    with pytest.raises(StartupError, match="GENERATE_SHARE_PUBLIC_URL must be the address"):
+        create_app({"DATA_DIR": str(tmp_path / "data"), "PUBLIC_URL": value})
+    assert not (tmp_path / "data").exists()
 
 
 @pytest.mark.parametrize(

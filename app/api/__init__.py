@@ -1,11 +1,12 @@
 """The HTTP face: Flask blueprints that parse, call the service, and dump.
 
-Every route answers under ``/v1/sys`` and under the seed's bare ``/sys``.
+Every route answers under ``/v1/sys`` and under the seed's bare ``/sys``; the
+ceremony page (app/ui/) under ``/ui/``.
 """
 
 from flask import Flask
 
-from . import adopt, errors, generate_share, init, lifecycle, openapi, oversight
+from . import adopt, errors, generate_share, init, lifecycle, openapi, oversight, ui
 
 __all__ = ["register_api"]
 
@@ -18,5 +19,6 @@ def register_api(app: Flask) -> None:
     for label, prefix in PREFIXES.items():
         for bp in BLUEPRINTS:
             app.register_blueprint(bp, url_prefix=prefix, name=f"{label}_{bp.name}")
+    app.register_blueprint(ui.bp, url_prefix="/ui")
     lifecycle.register(app)
     errors.register(app)

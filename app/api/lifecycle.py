@@ -1,5 +1,6 @@
 """What happens around every request: its id, its client, where it comes from, its headers, its log line."""
 
+import ipaddress
 import logging
 import re
 import time
@@ -46,17 +47,58 @@ def _begin() -> None:
 # origin, or one the user made (typed URL, bookmark).
 _OWN_SITE = frozenset({"same-origin", "none"})
 
+#: Who may write, in every cross-site refusal (kept short: a sentence is cut at 300 characters).
+CROSS_SITE_HELP = (
+    "only the CLI, curl or hvac (no Origin), the service's own page at its listening address, "
+    "GENERATE_SHARE_PUBLIC_URL and GENERATE_SHARE_ALLOWED_ORIGINS may write; nothing was changed"
+)
+
+
+def own_origins(environ) -> frozenset[str]:
+    """Return the origins of this service's own page at the address this request reached.
+
+    That address is the local end of the connection (the listening address,
+    or the interface a wildcard bind answered on), never the Host header:
+    under DNS rebinding an attacker's page is "same-origin" with a name that
+    points at the service, so an Origin equal to the Host proves nothing. An
+    IP literal cannot be rebound, and neither can ``localhost`` on loopback
+    (browsers resolve it to loopback themselves). A Unix socket, or the
+    in-process test client, has no such address: there only
+    GENERATE_SHARE_PUBLIC_URL and GENERATE_SHARE_ALLOWED_ORIGINS name the page.
+    """
+    sock = environ.get("gunicorn.socket")
+    try:
+        local = sock.getsockname() if sock is not None else None
+    except OSError:  # the connection is already gone
+        return frozenset()
+    if not isinstance(local, tuple):
+        return frozenset()
+    try:
+        address = ipaddress.ip_address(local[0].split("%")[0])
+    except ValueError:
+        return frozenset()
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # a dual-stack listener: the browser wrote the IPv4 form
+    scheme = environ.get("wsgi.url_scheme", "http")
+    port = "" if local[1] == (443 if scheme == "https" else 80) else f":{local[1]}"
+    hosts = [f"[{address}]" if address.version == 6 else str(address)]
+    if address.is_loopback:
+        hosts.append("localhost")
+    return frozenset(f"{scheme}://{host}{port}" for host in hosts)
+
 
 def _refuse_cross_site() -> Response | None:
-    """Refuse a write sent by a web page, before its body is read.
+    """Refuse a write sent by a web page of another origin, before its body is read.
 
     A page a holder opens could otherwise make the holder's browser POST to
     the service (a simple form POST needs no CORS preflight) from inside the
     holder's network. Browsers name the page's origin in Origin on every
-    cross-origin write, and modern ones say Sec-Fetch-Site; the CLI, curl and
-    hvac send neither, so they are never affected. An Origin is refused even
-    when it matches the Host: under DNS rebinding an attacker's page is
-    "same-origin" with a name that points at the service.
+    write (same-origin ones included), and modern ones say Sec-Fetch-Site;
+    the CLI, curl and hvac send neither, so they are never affected. The
+    service's own page (app/ui/) is accepted at the address the service
+    listens on (``own_origins``), at GENERATE_SHARE_PUBLIC_URL behind a
+    proxy, and at the origins of GENERATE_SHARE_ALLOWED_ORIGINS; every other
+    Origin is refused, one equal to the Host included (DNS rebinding).
     """
     environ = request.environ
     method = environ.get("REQUEST_METHOD", "")
@@ -67,20 +109,19 @@ def _refuse_cross_site() -> Response | None:
     if origin is None:
         if site is None or site in _OWN_SITE:
             return None
-        return error_response(
-            403,
-            f"this {method} was sent by a web page of another site (Sec-Fetch-Site: {site}); "
-            "the service takes writes only from clients such as the CLI, curl or hvac, or from "
-            "a page whose origin is listed in GENERATE_SHARE_ALLOWED_ORIGINS; nothing was changed",
-        )
-    if origin.lower() in get_settings().allowed_origins:
+        sender = f"a web page of another site (Sec-Fetch-Site: {shorten(site, 20)})"
+        return error_response(403, f"this {method} was sent by {sender}; {CROSS_SITE_HELP}")
+    lowered = origin.lower()
+    settings = get_settings()
+    public = settings.public_url  # "" when not set: an empty Origin never matches it
+    if (
+        lowered in settings.allowed_origins
+        or (public and lowered == public)
+        or lowered in own_origins(environ)
+    ):
         return None
-    return error_response(
-        403,
-        f"this {method} was sent by a web page (Origin: {origin}) whose origin is not listed in "
-        "GENERATE_SHARE_ALLOWED_ORIGINS; the service takes writes only from clients that send "
-        "no Origin header, such as the CLI, curl or hvac, or from an allowed origin; nothing was changed",
-    )
+    sender = f"a web page of another origin (Origin: {shorten(origin, 60)})"
+    return error_response(403, f"this {method} was sent by {sender}; {CROSS_SITE_HELP}")
 
 
 def _finish(counts: RequestCounts, response: Response) -> Response:

@@ -23,6 +23,7 @@ from marshmallow import Schema
 
 from . import schemas as s
 from .contract import CROSS_SITE_ORIGIN, ERROR_TEXT, OPERATIONS, SHARED_REFUSALS, Operation, Refusal
+from .lifecycle import CROSS_SITE_HELP
 from .oversight import VERSION
 from .reference import render_markdown
 
@@ -254,11 +255,11 @@ def _error_response(status: int, refusals: tuple[Refusal, ...], allow: str = "")
 def cross_site_refusal(method: str) -> Refusal:
     """Return the 403 refusal of a write sent by a web page of another origin."""
     return Refusal(
-        "a write that carries an Origin header not in GENERATE_SHARE_ALLOWED_ORIGINS, or "
-        "Sec-Fetch-Site: cross-site, is refused",
-        f"this {method} was sent by a web page (Origin: {CROSS_SITE_ORIGIN}) whose origin is not listed "
-        "in GENERATE_SHARE_ALLOWED_ORIGINS; the service takes writes only from clients that send no "
-        "Origin header, such as the CLI, curl or hvac, or from an allowed origin; nothing was changed",
+        "a write from a web page of another origin (an Origin header that is not the service's own "
+        "address, GENERATE_SHARE_PUBLIC_URL or in GENERATE_SHARE_ALLOWED_ORIGINS, or "
+        "Sec-Fetch-Site: cross-site) is refused",
+        f"this {method} was sent by a web page of another origin (Origin: {CROSS_SITE_ORIGIN}); "
+        + CROSS_SITE_HELP,
         headers=(("Origin", CROSS_SITE_ORIGIN),),
         status=403,
     )
