@@ -8,6 +8,7 @@ import { byId, el, fact, fill, shown } from "./dom.js";
 import { fingerprint, progress, when } from "./format.js";
 
 export const MAX_X = 255;
+const ROW = 32;
 const ORIGINS = { init: "init", "generate-share": "generate-share ceremony", adopted: "adopted" };
 
 /** Return "issued", "adopted" or "known" for a registry entry. */
@@ -57,18 +58,23 @@ export class StatusView {
     fill(byId("audit-hash"), shares.audit_head.hash.match(/.{1,8}/g)?.join(" ") || "");
     const byX = new Map(shares.shares.map((share) => [share.index, share]));
     const counts = { issued: 0, adopted: 0, known: 0 };
-    const cells = [];
-    for (let x = 1; x <= MAX_X; x += 1) {
-      const share = byX.get(x);
-      if (!share) {
-        cells.push(el("span", { class: "cell", title: `x ${x}: free` }));
-        continue;
+    // Rows of 32, each labelled with its first x, so that anyone can read an x off the strip.
+    const rows = [];
+    for (let first = 1; first <= MAX_X; first += ROW) {
+      const cells = [el("span", { class: "strip-label", "aria-hidden": "true" }, String(first))];
+      for (let x = first; x < first + ROW && x <= MAX_X; x += 1) {
+        const share = byX.get(x);
+        if (!share) {
+          cells.push(el("span", { class: "cell", title: `x ${x}: free`, "data-x": x }));
+          continue;
+        }
+        const which = kind(share);
+        counts[which] += 1;
+        cells.push(el("span", { class: `cell cell-${which}`, title: `x ${x}: ${which}`, "data-x": x }, LETTERS[which]));
       }
-      const which = kind(share);
-      counts[which] += 1;
-      cells.push(el("span", { class: `cell cell-${which}`, title: `x ${x}: ${which}`, "data-x": x }, LETTERS[which]));
+      rows.push(el("div", { class: "strip-row" }, cells));
     }
-    fill(byId("strip"), cells);
+    fill(byId("strip"), rows);
     const total = shares.shares.length;
     const listed = [...byX.keys()].sort((a, b) => a - b);
     fill(
@@ -86,7 +92,7 @@ export class StatusView {
           el("td", {}, `${ORIGINS[share.origin] || share.origin}${kind(share) === "known" ? " (known only)" : ""}`),
           el("td", {}, when(share.issued_at)),
           share.pgp_fingerprint ? el("td", { class: "mono fingerprint" }, fingerprint(share.pgp_fingerprint)) : el("td", {}, "none"),
-          el("td", {}, share.verifiable ? when(share.verified_at) : "cannot be checked"),
+          el("td", {}, share.verifiable ? (share.verified_at ? when(share.verified_at) : "never") : "cannot be checked (never reached the service)"),
         ),
       ),
     );
