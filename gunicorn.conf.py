@@ -90,7 +90,7 @@ if _tls:
 
 
 def on_starting(server):
-    """Refuse more than one worker: a second process could not see the attempt."""
+    """Refuse more than one worker, or a data folder another process serves, before any worker."""
     if server.cfg.workers != 1:
         print(
             f"generate-share: refusing to start with {server.cfg.workers} workers; the "
@@ -99,6 +99,16 @@ def on_starting(server):
             file=sys.stderr,
         )
         sys.exit(REFUSED)
+    # A second `make run` on the same folder: one line here, before a worker boots and
+    # gunicorn reports its exit (the worker still takes the lock for good, so a race
+    # between two starts is caught too).
+    from app.errors import StartupError
+    from app.folder import refuse_if_served
+
+    try:
+        refuse_if_served(settings.data_dir)
+    except StartupError as exc:
+        _refuse(str(exc))
 
 
 def post_worker_init(worker):

@@ -21,7 +21,15 @@ from pathlib import Path
 
 from .errors import StartupError
 
-__all__ = ["DataFolder", "LowDiskGuard", "SymlinkError", "free_bytes", "read_file"]
+__all__ = [
+    "DataFolder",
+    "LowDiskGuard",
+    "SymlinkError",
+    "free_bytes",
+    "read_file",
+    "refuse_if_served",
+    "served_by",
+]
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +244,41 @@ def _check(path: Path, fd: int) -> None:
         )
 
 
+def _served_sentence(path: Path, holder: str) -> str:
+    """Say that another process serves the folder, and what to do."""
+    return (
+        f"the data folder {path} is already served by another process (pid {holder}): stop that "
+        "one first, or serve another folder (GENERATE_SHARE_DATA_DIR); exactly one process, with "
+        "one worker, may serve a data folder, because a ceremony lives in its memory"
+    )
+
+
+def served_by(folder: str | os.PathLike) -> str | None:
+    """Return the pid (as written) of the process serving folder, or None; creates nothing.
+
+    gunicorn's master asks this before it forks a worker, so that a second
+    ``make run`` says so in one line instead of a worker's traceback.
+    """
+    try:
+        fd = os.open(Path(folder) / LOCK_FILE, os.O_RDONLY | _NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None  # no folder or no lock file yet: nobody serves it; a link is Store.open's to refuse
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+    finally:
+        os.close(fd)  # closing drops the probe's lock
+    return None
+
+
+def refuse_if_served(folder: str | os.PathLike) -> None:
+    """Raise StartupError, in one sentence, when another process serves folder."""
+    holder = served_by(folder)
+    if holder is not None:
+        raise StartupError(_served_sentence(Path(folder).absolute(), holder))
+
+
 def _lock(path: Path, folder_fd: int) -> int:
     """Hold an exclusive lock on the folder for the life of this process."""
     lock_path = path / LOCK_FILE
@@ -252,12 +295,7 @@ def _lock(path: Path, folder_fd: int) -> int:
         os.close(fd)
         if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
             raise StartupError(f"cannot lock {lock_path}: {exc.strerror}") from None
-        raise StartupError(
-            f"the data folder {path} is already served by another process "
-            f"(pid {holder}); the attempt lives in one process's memory, so exactly "
-            "one process may serve a data folder: run gunicorn with one worker "
-            "and scale with threads"
-        ) from None
+        raise StartupError(_served_sentence(path, holder)) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd

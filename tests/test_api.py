@@ -317,7 +317,7 @@ def test_a_form_encoded_content_type_is_read_as_json_like_vault(client, shares):
         ({"key": "00" * 32}, "has 64 hex digits"),
         ({"key": "00" * 34}, "has 68 hex digits"),
         ({"key": "QUJD" * 12}, "decodes to 36 bytes"),
-        ({"key": "not a share!"}, "neither hex nor standard padded base64"),
+        ({"key": "not a share!"}, "neither hex nor standard base64"),
         ({"key": "00" * 33}, "last byte is its x"),
         ({"key": "SHARE", "nonce": 7}, "nonce must be a string"),
         ({"key": "SHARE", "nonce": "x" * 100}, "nonce must be the attempt's nonce"),

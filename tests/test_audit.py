@@ -22,7 +22,7 @@ def events(folder):
 def ceremony(client, shares, *, bad_first=False):
     nonce = client.put(f"{V1}/generate-share/attempt").get_json()["nonce"]
     if bad_first:
-        client.put(f"{V1}/generate-share/update", json={"key": "zz", "nonce": nonce})
+        client.put(f"{V1}/generate-share/update", json={"key": "zz!", "nonce": nonce})
     for key in shares[:3]:
         last = client.put(f"{V1}/generate-share/update", json={"key": key, "nonce": nonce}).get_json()
     return nonce, last

@@ -182,7 +182,10 @@ def test_errors_under_format_json_are_vaults_errors_object(server):
     unreachable = invoke("--format", "json", "--address", DEAD, "shares")
     assert unreachable.exit_code == 3
     assert json.loads(unreachable.stderr) == {
-        "errors": [f"cannot reach the server at {DEAD}: Connection refused"]
+        "errors": [
+            f"cannot reach the server at {DEAD}: Connection refused; check --address (or "
+            "GENERATE_SHARE_ADDR) and that the service runs ('make run')"
+        ]
     }
     usage = invoke("--format", "json", "nonsense")
     assert usage.exit_code == 2 and json.loads(usage.stderr)["errors"] == ["No such command 'nonsense'."]

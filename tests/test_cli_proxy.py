@@ -208,7 +208,9 @@ def test_an_unreachable_proxy_exits_3_naming_the_proxy(server):
     dead = f"http://127.0.0.1:{free_port()}"
     result = CliRunner().invoke(cli, ["--address", server.url, "--proxy", dead, "status"])
     assert result.exit_code == 3 and result.stdout == ""
-    assert result.stderr == f"Error: cannot reach the proxy {dead}: Connection refused\n"
+    assert result.stderr == (
+        f"Error: cannot reach the proxy {dead}: Connection refused; check --proxy and that the proxy runs\n"
+    )
 
 
 @pytest.mark.parametrize(

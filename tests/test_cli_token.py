@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 
 from app.cli import cli
 from app.cli import prompts as cli_prompts
+from app.encoding import otp_check
 from helpers import same_key
 from server import Server, free_port
 
@@ -23,7 +24,7 @@ ATTEMPT = "/v1/sys/generate-share/attempt"
 ADOPT = "/v1/sys/adopt/attempt"
 PERMISSION_DENIED = "permission denied"
 TOKEN_ENV = "GENERATE_SHARE_TOKEN"
-ASK_NONCE = "the nonce the lead announced? [y/N] (typing is not shown)"
+ASK_NONCE = "the nonce the lead announced? [y/N] (your answer is not shown, in case a share is pasted here"
 # Vault's own split of a 32-byte key, 3 of 5 (x = 1 to 5).
 VAULT = json.loads((Path(__file__).parent / "vectors" / "vault-shamir.json").read_text())["cases"][0]
 # What Vault 1.15 answers on /v1/sys/health before it is initialized (HTTP 501).
@@ -74,21 +75,23 @@ OFFLINE = f"http://127.0.0.1:{free_port()}"  # decode never talks to a server
 
 
 def test_decode_otp_unmasks_the_share():
-    """Print share = masked XOR pad in hex and base64, from the option, stdin, or JSON."""
+    """Print share = masked XOR pad in hex and base64, and its x, from stdin, or as JSON."""
     share, pad, masked = masked_pair()
-    out = ok(OFFLINE, "decode", "--otp", b64(pad), "--key-base64", b64(masked)).stdout
-    assert out == f"Share (hex):    {share.hex()}\nShare (base64): {b64(share)}\n"
-    piped = ok(OFFLINE, "decode", "--otp", "-", "--key-base64", b64(masked), input=b64(pad) + "\n")
-    assert piped.stdout == out
-    as_json = ok(OFFLINE, "--format", "json", "decode", "--otp", b64(pad), "--key-base64", b64(masked))
-    assert json.loads(as_json.stdout) == {"key": share.hex(), "key_base64": b64(share)}
+    check = otp_check(pad, masked)
+    args = ("decode", "--otp", "-", "--check", check, "--key-base64", b64(masked))
+    out = ok(OFFLINE, *args, input=b64(pad) + "\n").stdout
+    assert out.startswith(f"Share (hex):    {share.hex()}\nShare (base64): {b64(share)}\n")
+    assert f"Share x:        {share[-1]} " in out
+    as_json = ok(OFFLINE, "--format", "json", *args, input=b64(pad))
+    assert json.loads(as_json.stdout) == {"key": share.hex(), "key_base64": b64(share), "index": share[-1]}
 
 
 def test_decode_otp_asks_for_the_pad_without_echo_on_a_terminal(monkeypatch):
     """Ask for the pad on a terminal (faked, as test_cli.py does) and never echo it."""
     share, pad, masked = masked_pair()
     monkeypatch.setattr(cli_prompts, "_stdin_is_terminal", lambda: True)
-    result = ok(OFFLINE, "decode", "--otp", "-", "--key-base64", b64(masked), input=b64(pad) + "\n")
+    args = ("decode", "--otp", "-", "--check", otp_check(pad, masked), "--key-base64", b64(masked))
+    result = ok(OFFLINE, *args, input=b64(pad) + "\n")
     assert "The one-time pad from 'generate-share start' (base64; it is not shown)" in result.stderr
     assert b64(pad) not in result.output and pad.hex() not in result.output
     assert share.hex() in result.stdout
@@ -99,24 +102,59 @@ def test_decode_otp_refuses_a_pad_of_another_length(pad_length):
     """Refuse (exit 2) a pad not as long as the masked share, saying so and printing no share."""
     share, _, masked = masked_pair()
     pad = secrets.token_bytes(pad_length)
-    result = run(OFFLINE, "decode", "--otp", b64(pad), "--key-base64", b64(masked))
+    args = ("decode", "--otp", "-", "--check", "00" * 16, "--key-base64", b64(masked))
+    result = run(OFFLINE, *args, input=b64(pad))
     assert result.exit_code == 2 and result.stdout == ""
     assert f"the pad is {pad_length} bytes but the masked share is 33" in result.stderr
     assert "same length" in result.stderr and len(result.stderr.splitlines()) == 1
     assert b64(pad) not in result.stderr and share.hex() not in result.output
 
 
+def test_decode_otp_refuses_a_wrong_pad_instead_of_printing_a_wrong_share():
+    """A pad of the right length but not this share's: exit 1, one line, no share printed."""
+    share, pad, masked = masked_pair()
+    check = otp_check(pad, masked)
+    wrong = secrets.token_bytes(33)
+    for given_pad, given_check, given_masked in (
+        (wrong, check, masked),  # another attempt's pad
+        (pad, otp_check(wrong, masked), masked),  # another attempt's check
+        (pad, check, masked[:-1] + bytes([masked[-1] ^ 1])),  # a masked share copied wrong
+    ):
+        args = ("decode", "--otp", "-", "--check", given_check, "--key-base64", b64(given_masked))
+        result = run(OFFLINE, *args, input=b64(given_pad) + "\n")
+        assert result.exit_code == 1 and result.stdout == ""
+        assert "do not belong together, so nothing was unmasked" in result.stderr
+        assert len(result.stderr.splitlines()) == 1
+        unmasked = bytes(a ^ b for a, b in zip(given_masked, given_pad, strict=True))
+        assert unmasked.hex() not in result.output and b64(given_pad) not in result.output
+
+
+def test_decode_otp_refuses_a_pad_on_the_command_line_unrepeated():
+    """--otp PAD is refused (exit 2) before anything is read: a pad belongs out of the shell's history."""
+    share, pad, masked = masked_pair()
+    args = ("decode", "--otp", b64(pad), "--check", otp_check(pad, masked), "--key-base64", b64(masked))
+    result = run(OFFLINE, *args)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "--otp takes '-' only" in result.stderr and "shell's history" in result.stderr
+    assert b64(pad) not in result.output and share.hex() not in result.output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--otp", "not base64!"], "--otp is not valid base64"),
-        (["--otp", "  "], "--otp is empty"),
-        (["--otp", "AAAA", "--gnupg-home", "."], "--otp unmasks a share that was not PGP-encrypted"),
+        (["--otp", "-", "--check", "00"], "the pad is not valid base64"),
+        (["--otp", "-", "--check", "00"], "the pad is empty"),
+        (["--otp", "-"], "--otp needs --check HEX"),
+        (["--check", "00"], "--check goes with --otp"),
+        (["--otp", "-", "--check", "00", "--gnupg-home", "."], "--otp unmasks a share that was not PGP"),
     ],
 )
 def test_decode_otp_usage_errors(args, message):
-    """Exit 2 with one line for a pad that is not base64, an empty one, or --otp with --gnupg-home."""
-    result = run(OFFLINE, "decode", *args, "--key-base64", "AAAA")
+    """Exit 2 with one line: a pad not base64 or empty, --otp without --check, --otp with --gnupg-home."""
+    stdin = {"the pad is not valid base64": "not base64!\n", "the pad is empty": "  \n"}.get(
+        message, "AAAA\n"
+    )
+    result = run(OFFLINE, "decode", *args, "--key-base64", "AAAA", input=stdin)
     assert result.exit_code == 2 and result.stdout == ""
     assert message in result.stderr and len(result.stderr.splitlines()) == 1
 
@@ -281,7 +319,7 @@ def test_a_token_mode_ceremony_through_the_cli(server, tmp_path):
     pad = re.search(r"^One-time pad:\s+(\S+)$", started, flags=re.MULTILINE).group(1)
     assert nonce == server.get(ATTEMPT).json()["nonce"]
     assert f"generate-share update --nonce {nonce}" in started
-    assert "generate-share decode --otp - --key-base64 <masked share>" in started
+    assert "generate-share decode --otp - --check <check> --key-base64 <masked share>" in started
     assert token not in started
     assert len(base64.b64decode(pad)) == 33 == server.get(ATTEMPT).json()["otp_length"]
     status = ok(server.url, "status").stdout
@@ -306,12 +344,15 @@ def test_a_token_mode_ceremony_through_the_cli(server, tmp_path):
         outputs.append(last.output)
     assert "Share accepted: 3 of 3 shares provided." in last.stdout
     assert "New share (hex)" not in last.stdout and "masked with the lead's one-time pad" in last.stdout
-    masked = re.search(r"generate-share decode --otp - --key-base64 (\S+)", last.stdout).group(1)
-    assert pad not in last.output
+    check, masked = re.search(
+        r"generate-share decode --otp - --check ([0-9a-f]{32}) --key-base64 (\S+)", last.stdout
+    ).groups()
+    assert pad not in last.output and f"Check:                 {check}" in last.stdout
 
     with_gpg = run(server.url, "decode", "--key-base64", masked)
     assert with_gpg.exit_code == 2 and "is unmasked with --otp instead" in with_gpg.stderr
-    unmasked = ok(server.url, "--format", "json", "decode", "--otp", "-", "--key-base64", masked, input=pad)
+    unmask = ("decode", "--otp", "-", "--check", check, "--key-base64", masked)
+    unmasked = ok(server.url, "--format", "json", *unmask, input=pad)
     new = json.loads(unmasked.stdout)["key"]
     # The new share rebuilds the key with two shares that never took part; the masked one does not.
     assert same_key(new, [keys[3], keys[4], keys[0]], 3)
@@ -371,7 +412,8 @@ def test_a_holder_at_a_terminal_confirms_the_attempt(server, keyring, tmp_path, 
     declined = run(server.url, "update", input="n\n" + keys[0] + "\n")
     assert declined.exit_code == 1 and "not confirmed: your share was not sent" in declined.stderr
     assert f"Attempt {nonce}: 0 of 3 shares provided" in declined.stderr
-    assert keyring.fingerprint(keyring.ECC) in declined.stderr
+    primary = [keyring.fingerprint(keyring.ECC)[i : i + 4].upper() for i in range(0, 40, 4)]
+    assert f"{' '.join(primary[:5])}  {' '.join(primary[5:])}" in declined.stderr
     groups = [subkey[i : i + 4].upper() for i in range(0, 40, 4)]
     assert f"subkey {' '.join(groups[:5])}  {' '.join(groups[5:])}" in declined.stderr
     assert f"Is {nonce} {ASK_NONCE}" in declined.stderr

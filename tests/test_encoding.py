@@ -19,6 +19,11 @@ ONE = range(33, 34)
         f"  {SHARE.hex()}\n",
         base64.b64encode(SHARE).decode(),
         base64.b64encode(SHARE).decode() + "\n",
+        # The forms other tools print: 0x in front, grouped by spaces, wrapped, unpadded.
+        "0x" + SHARE.hex(),
+        "0X" + SHARE.hex().upper(),
+        " ".join(SHARE.hex()[i : i + 4] for i in range(0, 66, 4)),
+        base64.b64encode(SHARE).decode()[:30] + "\n" + base64.b64encode(SHARE).decode()[30:],
     ],
 )
 def test_accepts_hex_and_base64(text):
@@ -36,12 +41,15 @@ def test_hex_digits_that_are_base64_of_the_right_length_decode_as_base64():
     ("text", "expected"),
     [
         ("", "decodes to 0 bytes"),
-        ("zz" * 33, "neither hex nor standard padded base64"),
+        ("zz" * 33, "decodes to 49 bytes"),  # base64 letters, its padding left out
+        ("zz" * 32 + "!", "neither hex nor standard base64"),
         (SHARE.hex()[:-2], "has 64 hex digits"),
         (SHARE.hex() + "0", "has 67 hex digits"),
         (base64.b64encode(SHARE[:20]).decode(), "decodes to 20 bytes"),
         (base64.b64encode(SHARE + b"x").decode(), "decodes to 34 bytes"),
-        (base64.b64encode(SHARE[:32]).decode().rstrip("="), "neither hex nor"),
+        (base64.b64encode(SHARE[:32]).decode().rstrip("="), "decodes to 32 bytes"),
+        ("0x" + SHARE.hex()[:-2], "has 64 hex digits after 0x"),
+        ("0x" + "zz" * 33, "starts with 0x but is not hex after it"),
         (base64.urlsafe_b64encode(b"\xff" * 33).decode(), "neither hex nor"),
         ("ünïcode", "neither hex nor"),
     ],
@@ -57,3 +65,24 @@ def test_refusals_say_what_is_expected(text, expected):
 def test_a_range_of_lengths_is_described():
     with pytest.raises(BadRequest, match="2 to 65 bytes"):
         decode_share("00", range(2, 66))
+
+
+@pytest.mark.parametrize("share", [SHARE[:32], SHARE[:31], SHARE])
+def test_base64_padding_is_optional_as_the_message_says(share):
+    """Read standard base64 with or without its = padding; the refusal never says "padded"."""
+    lengths = range(len(share), len(share) + 1)
+    padded = base64.b64encode(share).decode()
+    assert decode_share(padded, lengths) == decode_share(padded.rstrip("="), lengths) == share
+    with pytest.raises(BadRequest) as err:
+        decode_share("!" + padded, lengths)
+    assert "padded" not in err.value.messages[0]
+
+
+def test_no_refusal_repeats_the_text():
+    """A refusal names lengths and encodings, never what was typed (a share is a secret)."""
+    secret = "0x" + "ab12" * 10 + "q"
+    for text in (secret, secret[2:], "ab cd" * 9 + "!", base64.b64encode(SHARE[:20]).decode()):
+        with pytest.raises(BadRequest) as err:
+            decode_share(text, ONE)
+        compact = "".join(text.split())
+        assert compact[2:12] not in err.value.messages[0] and compact[:10] not in err.value.messages[0]

@@ -203,7 +203,7 @@ WE_SAY = {
     "wrong nonce": (400, "nonce does not match", 1),
     "duplicate share": (400, "already submitted", 1),
     "wrong-length share": (400, "expected a share of 33 bytes", 1),
-    "bad encoding": (400, "neither hex nor standard padded base64", 1),
+    "bad encoding": (400, "neither hex nor standard base64", 1),
     "wrong share at the quorum": (400, "did not reconstruct the master key", 0),
 }
 

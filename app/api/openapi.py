@@ -104,11 +104,11 @@ _FIELD_DOCS = {
         "share is encrypted to it (an empty string counts as absent)",
     },
     "UpdateRequest": {
-        "key": "one existing share, as hex or standard padded base64",
+        "key": "one existing share, as hex or standard base64",
         "nonce": "the nonce of the ceremony in progress; required when the server sets "
         "GENERATE_SHARE_REQUIRE_NONCE (an empty string counts as absent)",
     },
-    "VerifyRequest": {"key": "the share you hold, as hex or standard padded base64"},
+    "VerifyRequest": {"key": "the share you hold, as hex or standard base64"},
     "AdoptRequest": {
         "secret_threshold": "how many shares rebuild the existing key",
         "share_limit": "the most shares that may ever exist (default 255)",

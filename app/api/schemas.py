@@ -153,7 +153,7 @@ class UpdateRequest(Request):
 class StatusReply(OmitEmpty):
     """The attempt's status: GET and every successful PUT of attempt and update."""
 
-    omit_empty = ("otp",)
+    omit_empty = ("otp", "otp_check")
     omit_none = ("otp_length",)
 
     started = fields.Boolean(required=True)
@@ -186,6 +186,14 @@ class StatusReply(OmitEmpty):
         metadata={
             "description": "token mode: the length in bytes of the attempt's one-time pad (a "
             "share's length); 0 when there is none (a PGP key protects the share)"
+        },
+    )
+    otp_check = fields.String(
+        metadata={
+            "description": "the completing reply of a masked share only: HMAC-SHA256 keyed by the pad "
+            "over the label 'generate-share otp check v1', a zero byte and the masked share, its first "
+            "16 bytes in hex; whoever holds the pad checks with it that pad and masked share belong "
+            "together before trusting the unmasked share"
         },
     )
 

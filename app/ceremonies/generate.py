@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 from .. import pgp as pgp_module
 from .. import shamir
+from ..encoding import otp_check
 from ..errors import BadRequest, Conflict
 from ..state import ShareRecord, State
 from ..token import authorize
@@ -56,6 +57,8 @@ class Status:
     otp: bytes = b""
     #: The pad's length; 0 without one, None in open mode (where the reply leaves it out).
     otp_length: int | None = None
+    #: The completing reply of a masked share: its check, keyed by the pad (app.encoding.otp_check).
+    otp_check: str = ""
 
 
 @dataclass
@@ -189,10 +192,12 @@ def complete(ctx: Context, state: State, attempt: Attempt, shares: list[bytes]) 
         )
     x = secrets.choice(free_x(state))
     new_share = shamir.interpolate(shares, x)
+    check = ""
     if attempt.pgp_key:
         key = encrypt(ctx.pgp, new_share, attempt.pgp_key)
     elif attempt.otp is not None:
         key = bytes(a ^ b for a, b in zip(new_share, attempt.otp, strict=True))
+        check = otp_check(attempt.otp, key)
     else:
         key = new_share
     primary, subkey = fingerprint(attempt.pgp_key), subkey_fingerprint(attempt.pgp_key)
@@ -225,6 +230,7 @@ def complete(ctx: Context, state: State, attempt: Attempt, shares: list[bytes]) 
         complete=True,
         key=key,
         otp_length=otp_length,
+        otp_check=check,
     )
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from app.cli.client import ADOPT, ADOPT_UPDATE
+from app.cli.client import ADOPT, ADOPT_UPDATE, ATTEMPT
 from app.cli.failure import fail_usage
 from app.cli.options import Options, cancel_ceremony, pass_options
 from app.cli.output import echo_json, progress, root_token_lines, x_list
@@ -104,6 +104,12 @@ def adopt_start(
         f"of threshold {s['secret_threshold']}."
     )
     root_token_lines(s)
+    if s.get("root_token"):
+        click.echo(
+            "This token is this adoption's own, and the service's once the set is adopted: any token "
+            "an earlier 'adopt start' printed no longer works, and cancelling this adoption voids "
+            "this one too."
+        )
 
 
 @adopt_group.command("status")
@@ -132,6 +138,13 @@ def adopt_update(options: Options, nonce: str | None) -> None:
         command="adopt update",
         missing="no adoption is in progress; start one with 'generate-share adopt start'",
         describe=lambda c: f"Adoption {c['nonce']}: {progress(c)}, threshold {c['secret_threshold']}",
+        elsewhere=(
+            ATTEMPT,
+            "a share generation attempt is in progress, not an adoption: give your share to it with "
+            "'generate-share update --nonce NONCE'; nothing was sent",
+        ),
+        check="'generate-share inspect' shows its x and length; 'generate-share verify' checks a share "
+        "only once its set is adopted",
     )
     if done is None:
         return
@@ -151,4 +164,10 @@ def adopt_update(options: Options, nonce: str | None) -> None:
 @pass_options
 def adopt_cancel(options: Options) -> None:
     """Cancel the adoption in progress; every submitted share is forgotten."""
-    cancel_ceremony(options, ADOPT, "adoption")
+    cancel_ceremony(
+        options,
+        ADOPT,
+        "adoption",
+        voided="The root token that 'generate-share adopt start' printed for it no longer works: "
+        "the next 'generate-share adopt start' prints a new token, and a new nonce to announce.",
+    )

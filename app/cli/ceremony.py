@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 import os
 import sys
@@ -13,13 +14,14 @@ from typing import Any
 import click
 
 from app import pgp
-from app.cli.client import ATTEMPT, INIT, UPDATE
+from app.cli.client import ADOPT, ATTEMPT, INIT, UPDATE
 from app.cli.decrypt import gpg_decrypt
 from app.cli.failure import USAGE, Failure, fail_usage
 from app.cli.options import Options, cancel_ceremony, lead_call, pass_options
 from app.cli.output import echo_json, fingerprint_line, grouped, progress, root_token_lines, subkey_line
 from app.cli.prompts import read_key_file, read_pad
 from app.cli.submit import nonce_option, submit_share
+from app.encoding import otp_check as otp_check_of
 
 __all__ = ["cancel", "decode", "init", "start", "status", "update"]
 
@@ -127,8 +129,8 @@ def start(options: Options, pgp_key: str | None) -> None:
     click.echo(f"  generate-share update --nonce {s['nonce']}")
     if s["pgp_fingerprint"]:
         click.echo(
-            "Compare this fingerprint out loud with the new holder's own "
-            "(gpg --fingerprint) before anyone submits a share."
+            "Compare the fingerprint and the encryption subkey out loud with what the new holder's "
+            "'gpg --fingerprint --with-subkey-fingerprints' shows, before anyone submits a share."
         )
     elif otp:
         click.echo(
@@ -136,7 +138,7 @@ def start(options: Options, pgp_key: str | None) -> None:
             "once and the service does not keep it. The last update prints the new share masked with it, "
             "and only the pad unmasks it (asked without echo):"
         )
-        click.echo("  generate-share decode --otp - --key-base64 <masked share>")
+        click.echo("  generate-share decode --otp - --check <check> --key-base64 <masked share>")
     else:
         click.echo("Without --pgp-key, whoever submits the last share sees the new share in the clear.")
 
@@ -182,6 +184,7 @@ def update(options: Options, nonce: str | None, output_file: str | None) -> None
     """Submit your share to the attempt in progress (asked without echo)."""
     fd = _create_private(output_file) if output_file is not None else None
     written = False
+    unmask = ""  # how decode unmasks the written share, when it is masked
 
     def describe(c: dict) -> str:
         """Describe the attempt; refuse --output before the share is asked if the new share comes in clear."""
@@ -194,12 +197,14 @@ def update(options: Options, nonce: str | None, output_file: str | None) -> None
 
     def keep(s: dict) -> None:
         """Write the new share, encrypted or masked, to the --output file before it is printed."""
-        nonlocal written
+        nonlocal written, unmask
         if fd is None or not s.get("complete"):
             return
         with os.fdopen(os.dup(fd), "w", encoding="ascii") as f:
             f.write(s["key_base64"] + "\n")
         written = True
+        if s.get("otp_check"):
+            unmask = f"--otp - --check {s['otp_check']} "
 
     try:
         done = submit_share(
@@ -211,6 +216,12 @@ def update(options: Options, nonce: str | None, output_file: str | None) -> None
             missing="no share generation attempt is in progress; start one with 'generate-share start'",
             describe=describe,
             keep=keep,
+            elsewhere=(
+                ADOPT,
+                "an adoption is in progress, not a share generation attempt: give your existing share "
+                "to it with 'generate-share adopt update --nonce NONCE'; nothing was sent",
+            ),
+            check="alone, with 'generate-share verify'",
         )
     finally:
         if fd is not None:
@@ -218,13 +229,15 @@ def update(options: Options, nonce: str | None, output_file: str | None) -> None
             if not written:
                 Path(output_file).unlink(missing_ok=True)  # only the empty file this command created
     if written and not options.json:
-        click.echo(f"Written to {output_file} (mode 600): generate-share decode --key-file {output_file}")
+        click.echo(
+            f"Written to {output_file} (mode 600): generate-share decode {unmask}--key-file {output_file}"
+        )
     if done is None:
         return
     before, s = done
     if s["pgp_fingerprint"]:
         b64 = s["key_base64"]
-        click.echo(f"The new share is issued, encrypted to the PGP key {s['pgp_fingerprint']}.")
+        click.echo(f"The new share is issued, encrypted to the PGP key {grouped(s['pgp_fingerprint'])}.")
         click.echo("Encrypted share (base64):")
         click.echo(b64)
         click.echo("Its holder decrypts it with:")
@@ -237,10 +250,14 @@ def update(options: Options, nonce: str | None, output_file: str | None) -> None
             "The new share is issued, masked with the lead's one-time pad: without the pad it is useless."
         )
         click.echo(f"Masked share (base64): {b64}")
+        check = s.get("otp_check") or ""
+        if check:
+            click.echo(f"Check:                 {check}")
         click.echo(
-            "The lead unmasks it with the pad that 'generate-share start' printed (asked without echo):"
+            "The lead unmasks it with the pad that 'generate-share start' printed (asked without echo); "
+            "the check tells a wrong pad from the right one:"
         )
-        click.echo(f"  generate-share decode --otp - --key-base64 {b64}")
+        click.echo(f"  generate-share decode --otp - --check {check or 'CHECK'} --key-base64 {b64}")
     else:
         click.echo("The new share is issued and recorded in the registry.")
         click.echo(f"New share (hex):    {s['key']}")
@@ -277,9 +294,18 @@ def cancel(options: Options) -> None:
 @click.option(
     "--otp",
     default=None,
-    metavar="PAD",
-    help="Unmask a share with the one-time pad 'generate-share start' printed, instead of gpg. "
-    "'-' asks for it without echo (or reads it from stdin), keeping it out of the shell's history.",
+    metavar="-",
+    help="Unmask a share with the one-time pad 'generate-share start' printed, instead of gpg: "
+    "'--otp -' asks for the pad without echo (or reads it from stdin), keeping it out of the "
+    "shell's history; a pad on the command line is refused.",
+)
+@click.option(
+    "--check",
+    "otp_check",
+    default=None,
+    metavar="HEX",
+    help="With --otp: the check printed beside the masked share; a wrong pad is refused, "
+    "never unmasked into a wrong share.",
 )
 @click.option(
     "--gnupg-home",
@@ -290,18 +316,36 @@ def cancel(options: Options) -> None:
 )
 @pass_options
 def decode(
-    options: Options, key_base64: str | None, key_file: str | None, otp: str | None, gnupg_home: str | None
+    options: Options,
+    key_base64: str | None,
+    key_file: str | None,
+    otp: str | None,
+    otp_check: str | None,
+    gnupg_home: str | None,
 ) -> None:
     """Decrypt a share with your own gpg, or unmask it with the pad; print it in hex and base64."""
+    if otp is not None and otp != "-":
+        # The value is not repeated: it may be the pad.
+        fail_usage(
+            "--otp takes '-' only: the pad is then asked without echo (or read from standard input), "
+            "which keeps it out of the shell's history and the process list; nothing was unmasked"
+        )
+    if otp_check is not None and otp is None:
+        fail_usage("--check goes with --otp: a PGP-encrypted share is checked by gpg itself")
     if otp is not None and gnupg_home is not None:
         fail_usage("--otp unmasks a share that was not PGP-encrypted; --gnupg-home is for one that was")
     if (key_base64 is None) == (key_file is None):
         fail_usage("give the share once: --key-base64 B64, --key-base64 - (stdin), or --key-file FILE")
     if key_base64 == "-" and otp == "-":
         fail_usage("--key-base64 - and --otp - cannot both read stdin: put the share in a --key-file")
+    if otp is not None and not otp_check:
+        fail_usage(
+            "--otp needs --check HEX, printed beside the masked share by the update that completed "
+            "the attempt: without it a wrong pad would unmask to a wrong share that looks right"
+        )
     message = _read_message(key_base64, key_file, pgp=otp is None)
     if otp is not None:
-        _print_share(options, _unmask(message, read_pad(otp)))
+        _print_share(options, _unmask(message, read_pad(otp), otp_check))
         return
     # gpg --decrypt also "decrypts" a plain literal-data packet or a passphrase
     # message: a sender could make a holder print and adopt a share of their choosing.
@@ -342,14 +386,21 @@ def _read_message(key_base64: str | None, key_file: str | None, *, pgp: bool) ->
         fail_usage(f"{source} is not valid base64; copy the whole encrypted share")
 
 
-def _unmask(masked: bytes, pad: bytearray) -> bytes:
-    """Return the masked share XOR the pad, refusing a pad of another length."""
+def _unmask(masked: bytes, pad: bytearray, check: str) -> bytes:
+    """Return the masked share XOR the pad, refusing a pad of another length or one the check refutes."""
     try:
         if len(pad) != len(masked):
             fail_usage(
                 f"the pad is {len(pad)} bytes but the masked share is {len(masked)}: they must be the "
                 "same length. Use the pad that 'generate-share start' printed for this attempt, "
                 "and the whole share."
+            )
+        given = check.strip().lower().encode("utf-8", errors="replace")
+        if not hmac.compare_digest(otp_check_of(pad, masked).encode("ascii"), given):
+            raise Failure(
+                "the pad, the masked share and --check do not belong together, so nothing was "
+                "unmasked: use the pad that 'generate-share start' printed for this attempt, and "
+                "the masked share and check that its last update printed, each copied whole"
             )
         return bytes(m ^ p for m, p in zip(masked, pad, strict=True))
     finally:
@@ -359,7 +410,10 @@ def _unmask(masked: bytes, pad: bytearray) -> bytes:
 def _print_share(options: Options, share: bytes) -> None:
     """Print a share in hex and base64 (or as JSON for scripts)."""
     if options.json:
-        click.echo(json.dumps({"key": share.hex(), "key_base64": base64.b64encode(share).decode("ascii")}))
+        b64 = base64.b64encode(share).decode("ascii")
+        click.echo(json.dumps({"key": share.hex(), "key_base64": b64, "index": share[-1] if share else None}))
         return
     click.echo(f"Share (hex):    {share.hex()}")
     click.echo(f"Share (base64): {base64.b64encode(share).decode('ascii')}")
+    if share:
+        click.echo(f"Share x:        {share[-1]} (its last byte; 'generate-share shares' lists it)")

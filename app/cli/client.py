@@ -24,6 +24,7 @@ address that points elsewhere never sees it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -72,11 +73,24 @@ _COMMAND_FOR_ROUTE = {
 }
 
 
+# The request fields the server's sentences name, and the option (or words) a CLI user knows.
+_OPTION_FOR_FIELD = {
+    "secret_threshold": "--threshold",
+    "secret_shares": "--shares",
+    "share_limit": "--share-limit",
+    "known_indices": "--known",
+    "pgp_keys": "--pgp-keys",
+    "pgp_key": "--pgp-key",
+    "root_token": "root token",
+}
+_FIELD = re.compile(r"\b(" + "|".join(_OPTION_FOR_FIELD) + r")\b")
+
+
 def speak_cli(message: str) -> str:
-    """Return a server sentence with every route it names replaced by the command that sends it."""
+    """Return a server sentence in CLI terms: the command for each route, the option for each field."""
     for route, command in _COMMAND_FOR_ROUTE.items():
         message = message.replace(route, command)
-    return message
+    return _FIELD.sub(lambda m: _OPTION_FOR_FIELD[m.group(1)], message)
 
 
 class _Fields(dict):
@@ -154,6 +168,10 @@ class Client:
                 data = r.json(object_hook=_Fields)
             except ValueError:
                 data = None
+        if (r.status_code >= 400 or not isinstance(data, dict)) and method == "GET":
+            # A Vault or OpenBao on the port answers a read with its own "permission denied"
+            # or 404, which would look like a token problem: say whom the CLI reached instead.
+            self.health()
         if r.status_code >= 400:
             errors = data.get("errors") if isinstance(data, dict) else None
             if isinstance(errors, list) and errors and all(isinstance(e, str) for e in errors):
@@ -186,17 +204,49 @@ class Client:
             )
         except requests.exceptions.InvalidURL as exc:  # also catches a bad port or host
             raise Failure(
-                f"the address {self.address} is not a valid URL: {_reason(exc)}", exit_code=USAGE
+                f"the address {self.address} is not a valid URL ({_reason(exc)}); check --address or "
+                "GENERATE_SHARE_ADDR",
+                exit_code=USAGE,
             ) from None
         except requests.exceptions.ProxyError as exc:
             raise Failure(
-                f"cannot reach the proxy {_without_credentials(self.proxy)}: {_reason(exc)}",
+                f"cannot reach the proxy {_without_credentials(self.proxy)}: {_reason(exc)}; check "
+                "--proxy and that the proxy runs",
                 exit_code=UNREACHABLE,
             ) from None
         except requests.RequestException as exc:  # refused, DNS, TLS, timeout, broken reply
-            raise Failure(
-                f"cannot reach the server at {self.address}: {_reason(exc)}", exit_code=UNREACHABLE
-            ) from None
+            raise Failure(self._unreachable(exc), exit_code=UNREACHABLE) from None
+
+    def _unreachable(self, exc: requests.RequestException) -> str:
+        """Say in one sentence what was tried, what went wrong, and what to check."""
+        where = f"cannot reach the server at {self.address}"
+        reason = _reason(exc)
+        check = "check --address (or GENERATE_SHARE_ADDR) and that the service runs ('make run')"
+        if isinstance(exc, requests.exceptions.SSLError):
+            if "WRONG_VERSION_NUMBER" in str(exc) or "wrong version number" in reason:
+                # What OpenSSL says when the port answers in plain HTTP.
+                plain = "http://" + self.address.removeprefix("https://")
+                return (
+                    f"{where}: the port answers in plain HTTP, not TLS; use {plain}, or the port "
+                    "that serves HTTPS"
+                )
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                return (
+                    f"{where}: its TLS certificate could not be verified ({reason}); give the CA that "
+                    "signed it with --ca-cert FILE (or GENERATE_SHARE_CACERT)"
+                )
+            return f"{where}: the TLS handshake failed ({reason}); check --address and --ca-cert"
+        if isinstance(exc, requests.exceptions.Timeout):
+            return f"{where}: no answer within {TIMEOUT_SECONDS} s; {check}"
+        if isinstance(exc, requests.exceptions.ConnectionError) and self.address.startswith("http://"):
+            if "RemoteDisconnected" in repr(exc) or "reset" in reason.lower() or "aborted" in reason.lower():
+                # A TLS listener closes a plain-HTTP request without a reply.
+                https = "https://" + self.address.removeprefix("http://")
+                return (
+                    f"{where}: the connection closed without a reply ({reason}); if the port serves "
+                    f"HTTPS, use {https}"
+                )
+        return f"{where}: {reason}; {check}"
 
     def close(self) -> None:
         """Close the session's connections."""

@@ -57,7 +57,7 @@ def verify_share(ctx: click.Context) -> None:
     options = ctx.find_object(Options)
     client = options.client()
     client.health()  # before the share is asked for: it goes only to a generate-share server
-    body = {"key": read_share()}
+    body = {"key": read_share(whole=True)}
     reply = client.call("PUT", VERIFY, body)
     del body
     result = reply.data
@@ -68,14 +68,18 @@ def verify_share(ctx: click.Context) -> None:
             f"VALID: share x = {result['index']} (origin {result['origin']}, "
             f"issued {result['issued_at']}, verified now at {result['verified_at']})"
         )
-    elif "cannot be checked" in result.get("reason", ""):
-        # A share named at adoption but never brought: unknown, not wrong.
-        click.echo(f"CANNOT CHECK: {result['reason']}.")
-        click.echo("This says nothing against your share; it was never seen by the service to compare.")
-    else:
-        click.echo("NOT VALID: this is not the share the service issued at its x")
+    elif result.get("reason", "").startswith("this is not the share"):
+        click.echo(f"NOT VALID: {result['reason']}.")
         click.echo(
             "Check that the whole share was copied (decrypted first, if it came encrypted); "
             "'generate-share shares' lists the x the service can verify."
+        )
+    else:
+        # Never recorded, or named at adoption but never brought: unknown, not wrong.
+        click.echo(f"CANNOT CHECK: {result.get('reason') or 'the server gave no reason'}.")
+        click.echo(
+            "The service holds nothing to compare it with, so this neither confirms nor refutes "
+            "your share. On an adopted service, an x not named with 'adopt start --known' was never "
+            "recorded; 'generate-share shares' lists the x the service knows."
         )
     ctx.exit(OK if result["valid"] else REFUSED)

@@ -22,7 +22,7 @@ def inspect_share() -> None:
     x is the share's last byte, printed in decimal as every other command
     prints and reads it (adopt start --known, shares, init, verify).
     """
-    text = read_share()
+    text = read_share(whole=True)
     try:
         share = decode_share(text, SHARE_LENGTHS)
     except BadRequest as refused:

@@ -45,16 +45,23 @@ def lead_call(options: Options, method: str, path: str, body: dict | None = None
     try:
         return options.client().call(method, path, body, token=token)
     except Failure as exc:
-        if exc.status == 403 and token is None:
-            exc.messages.append(
-                f"Only the ceremony lead may do this: set {TOKEN_ENV} or pass --token-file FILE "
-                "with the root token that init (or adopt start) printed."
-            )
+        no_token_kept = any("has no operator token" in m for m in exc.messages)
+        if exc.status == 403 and token is None and not no_token_kept:
+            # One line in CLI terms, in place of the server's, which names HTTP headers.
+            raise Failure(
+                "permission denied: only the ceremony lead may do this, with the root token that "
+                "'generate-share init' (or 'generate-share adopt start') printed: "
+                f"set {TOKEN_ENV} or pass --token-file FILE",
+                status=exc.status,
+            ) from None
         raise
 
 
-def cancel_ceremony(options: Options, path: str, what: str) -> None:
-    """Cancel the ceremony at path (lead only), saying so only if one was in progress."""
+def cancel_ceremony(options: Options, path: str, what: str, voided: str | None = None) -> None:
+    """Cancel the ceremony at path (lead only), saying so only if one was in progress.
+
+    voided, if given, is said after a cancel in token mode (what the cancel made void).
+    """
     read_token(options.token_file)  # a malformed token is refused before any request
     client = options.client()
     client.health()  # a Vault or OpenBao at this address is refused before anything else
@@ -69,3 +76,5 @@ def cancel_ceremony(options: Options, path: str, what: str) -> None:
         echo_json(reply)
         return
     click.echo(f"{what[0].upper()}{what[1:]} cancelled; every submitted share was discarded.")
+    if voided and client.token_mode():
+        click.echo(voided)

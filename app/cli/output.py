@@ -32,7 +32,7 @@ def fingerprint_line(fingerprint: str, *, masked: bool = False) -> str:
         return "none (the new share will be returned masked with the lead's one-time pad)"
     if not fingerprint:
         return "none (the new share will be returned unencrypted)"
-    return f"{fingerprint}  ({grouped(fingerprint)})"
+    return grouped(fingerprint)  # as gpg --fingerprint shows it, to be compared out loud
 
 
 def subkey_line(status: dict) -> str | None:

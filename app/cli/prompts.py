@@ -18,6 +18,8 @@ __all__ = ["confirm", "read_key_file", "read_pad", "read_share", "read_token", "
 PROMPT = "Your share (hex or base64; it is not shown)"
 PAD_PROMPT = "The one-time pad from 'generate-share start' (base64; it is not shown)"
 TOKEN_ENV = "GENERATE_SHARE_TOKEN"  # noqa: S105 (a variable name)
+#: Far above any share (65 bytes are 130 hex digits), spaces and line breaks included.
+MAX_SHARE_CHARS = 4096
 MAX_TOKEN_CHARS = 4096  # far above a real token (Vault's are under 100); a bound for a file read by mistake
 
 
@@ -47,13 +49,22 @@ def _stdin_is_terminal() -> bool:
         return False
 
 
-def read_share(prompt: str = PROMPT) -> str:
-    """Ask for a share without echo on a terminal, else read one line of stdin."""
+def read_share(prompt: str = PROMPT, *, whole: bool = False) -> str:
+    """Ask for a share without echo on a terminal, else read stdin: all of it when whole, else a line.
+
+    whole is for a command that reads one share: base64 wrapped over lines is then read entire.
+    """
     if _stdin_is_terminal():
         share = click.prompt(prompt, hide_input=True, err=True)
     else:
-        share = sys.stdin.readline()
-    share = share.strip()
+        share = sys.stdin.read(MAX_SHARE_CHARS + 1) if whole else sys.stdin.readline(MAX_SHARE_CHARS + 1)
+        if len(share) > MAX_SHARE_CHARS:
+            raise Failure(
+                f"standard input holds more than {MAX_SHARE_CHARS} characters, far more than a share: "
+                "pipe the share alone",
+                exit_code=USAGE,
+            )
+    share = "".join(share.split())  # hex grouped by spaces, base64 wrapped over lines
     if not share:
         raise Failure(
             "no share was given: type it at the prompt or pipe it on standard input", exit_code=USAGE
@@ -66,7 +77,11 @@ def confirm(question: str) -> bool:
     # Without echo, and the answer never repeated: a holder used to being asked
     # for the share straight away may paste it here.
     answer = click.prompt(
-        f"{question} [y/N] (typing is not shown)", hide_input=True, default="", show_default=False, err=True
+        f"{question} [y/N] (your answer is not shown, in case a share is pasted here by mistake)",
+        hide_input=True,
+        default="",
+        show_default=False,
+        err=True,
     )
     return answer.strip().lower() in ("y", "yes")
 
@@ -82,14 +97,15 @@ def read_pad(value: str) -> bytearray:
     text = "".join(value.split())
     if not text:
         raise Failure(
-            "--otp is empty: give the pad printed by 'generate-share start', or - to type it", exit_code=USAGE
+            "the pad is empty: paste the whole pad that 'generate-share start' printed", exit_code=USAGE
         )
     try:
         # bytearray: clearing it after use is best effort, Python may have copied it.
         return bytearray(base64.b64decode(text, validate=True))
     except (binascii.Error, ValueError):
         raise Failure(
-            "--otp is not valid base64; copy the whole pad printed by 'generate-share start'", exit_code=USAGE
+            "the pad is not valid base64; paste the whole pad that 'generate-share start' printed",
+            exit_code=USAGE,
         ) from None
 
 

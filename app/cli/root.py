@@ -42,6 +42,14 @@ def _check_address(ctx: click.Context, param: click.Parameter, value: str | None
     """Refuse an address that is not an http:// or https:// URL."""
     if value is not None and not value.startswith(("http://", "https://")):
         raise click.BadParameter(f"{value!r} must start with http:// or https://", ctx=ctx, param=param)
+    if value is not None and urlsplit(value).path.rstrip("/").endswith("/v1"):
+        # Every request path starts with /v1 already: VAULT_ADDR has no /v1 either.
+        base = value.rstrip("/").removesuffix("/v1")
+        raise click.BadParameter(
+            f"{value!r} ends in /v1, which the CLI adds itself: give the server's address without it, {base}",
+            ctx=ctx,
+            param=param,
+        )
     return value
 
 

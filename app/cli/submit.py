@@ -45,6 +45,22 @@ def _pinned_nonce(client: Client, current: dict, nonce: str | None, command: str
     return current["nonce"]  # open mode: the seed's behaviour, the server's own nonce
 
 
+_CHECK = "each holder should check their share"
+
+
+def _point_elsewhere(client: Client, elsewhere: tuple[str, str] | None) -> None:
+    """Stop with the other command when the other ceremony is the one in progress."""
+    if elsewhere is None:
+        return
+    path, sentence = elsewhere
+    try:
+        running = client.call("GET", path).data["started"]
+    except Failure:
+        return  # the first refusal is the one to show
+    if running:
+        raise Failure(sentence)
+
+
 def submit_share(
     options: Options,
     status_path: str,
@@ -55,21 +71,39 @@ def submit_share(
     missing: str,
     describe: Callable[[dict], str],
     keep: Callable[[dict], None] | None = None,
+    elsewhere: tuple[str, str] | None = None,
+    check: str | None = None,
 ) -> tuple[dict, dict] | None:
     """Send the holder's share to the ceremony in progress; return (status before, reply) once complete.
 
     keep, if given, sees the reply before anything is printed (update --output saves the new share).
+    elsewhere, if given, is the other ceremony's status path and what to say when it is the one running.
+    check, if given, says how a holder checks their share when the quorum's shares fail.
     """
     client = options.client()
     client.health()  # a share goes only to a generate-share server
-    current = client.call("GET", status_path).data
+    try:
+        current = client.call("GET", status_path).data
+    except Failure as exc:
+        # Not initialized: an adoption may be what runs.
+        if exc.status == 400:
+            _point_elsewhere(client, elsewhere)
+        raise
     if not current["started"]:
+        _point_elsewhere(client, elsewhere)
         raise Failure(missing)  # before asking: nobody types a secret for nothing
     click.echo(describe(current), err=True)
     body = {"nonce": _pinned_nonce(client, current, nonce, command)}
-    body["key"] = read_share()
-    reply = client.call("PUT", update_path, body)
-    del body
+    body["key"] = read_share(whole=True)
+    try:
+        reply = client.call("PUT", update_path, body)
+    except Failure as exc:
+        if check is not None:
+            # The server says "check their share"; name the tool that does it.
+            exc.messages = [m.replace(_CHECK, f"{_CHECK} ({check})") for m in exc.messages]
+        raise
+    finally:
+        del body
     if keep is not None:
         keep(reply.data)
     if options.json:
