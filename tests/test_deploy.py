@@ -52,7 +52,8 @@ class TLSServer(Server):
             try:
                 requests.get(self.url + "/v1/sys/health", timeout=1, verify=str(self.cert))
                 return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
+                # Timeout too: on a loaded machine the handshake may not finish within 1 s.
                 time.sleep(0.05)  # polling for readiness, bounded by the deadline
         self.kill()
         raise RuntimeError(f"gunicorn did not answer within {BOOT_SECONDS}s:\n{self.output()}")
