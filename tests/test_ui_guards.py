@@ -225,3 +225,24 @@ def test_the_page_is_labelled_usable_at_200_percent_and_states_more_than_colour(
     page.keyboard.press("Enter")
     expect(page.locator("#view-status")).to_be_visible()
     expect(page.locator("#status-title")).to_be_focused()
+
+
+def test_live_updates_pause_after_30_minutes_without_a_change(server, people):
+    """The page polls on its own, pauses after 30 minutes without a change, and resumes on a click."""
+    init_service(server)
+    watcher = people().open()
+    page = watcher.page
+    page.clock.install()  # from now on the page's timers and Date are the test's
+    with page.expect_request(lambda r: "/v1/sys/health" in r.url):
+        pass  # the next round, on the real timer set before the fake clock
+    page.clock.fast_forward("31:00")  # nothing changed for more than 30 minutes
+    expect(page.locator("#live-text")).to_contain_text("Live updates are paused")
+    paused = sum("/v1/sys/health" in url for url in watcher.requests)
+    page.clock.fast_forward("01:00:00")
+    assert page.evaluate("document.hidden") is False  # one round trip to the page: any request is seen
+    assert sum("/v1/sys/health" in url for url in watcher.requests) == paused  # no request while paused
+    watcher.shot("52-live-updates-paused")
+    with page.expect_request(lambda r: "/v1/sys/health" in r.url):
+        page.get_by_role("button", name="Resume live updates").click()
+    expect(page.locator("#live-notice")).to_be_hidden()
+    healthy(watcher)
