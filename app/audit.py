@@ -33,7 +33,6 @@ __all__ = [
     "RequestInfo",
     "AuditTrail",
     "BrokenTrail",
-    "event_name",
     "split_lines",
     "walk",
     "line_hash",
@@ -260,12 +259,3 @@ def _check_line(number: int, line: bytes, prev: str) -> dict:
             number, f"it does not chain to line {number - 1} (that line was edited, deleted or moved)"
         )
     return event
-
-
-def event_name(line: bytes) -> str | None:
-    """Return the event name of one line, or None if it does not parse."""
-    try:
-        event = json.loads(line)
-    except ValueError:
-        return None
-    return event.get("event") if isinstance(event, dict) else None

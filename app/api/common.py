@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from flask import Response, abort, current_app, g, request
+from gunicorn.http.errors import ParseException
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -129,10 +130,10 @@ def _load_body(schema: Schema) -> dict:
         raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
     except HTTPException:
         raise
-    except Exception:
+    except (ParseException, OSError):
         # The server's body reader refused the framing (gunicorn raises its own
         # parse errors, such as a chunk shorter than its declared size, from
-        # wsgi.input): the client's fault, never a 500.
+        # wsgi.input; NoMoreData is an OSError): the client's fault, never a 500.
         raise BadRequest(
             "the request body could not be read: its chunked framing is malformed; "
             "send the JSON body with a Content-Length header"

@@ -1,6 +1,6 @@
 """What the schemas are built from: the two base schemas and the field types.
 
-``Request`` ignores unknown fields and reads a null as absent (Vault's way);
+``RequestBody`` ignores unknown fields and reads a null as absent (Vault's way);
 ``OmitEmpty`` leaves out reply fields that are empty. The field types (strict
 numbers, base64 and hex bytes, short lists, UTC times, Vault's query values)
 refuse what they cannot take with a sentence that says what is expected.
@@ -14,7 +14,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, pre
 
 __all__ = [
     "OmitEmpty",
-    "Request",
+    "RequestBody",
     "Base64Bytes",
     "HexBytes",
     "ShortList",
@@ -169,7 +169,7 @@ class OmitEmpty(Schema):
         return data
 
 
-class Request(Schema):
+class RequestBody(Schema):
     """Base of every request body."""
 
     #: Fields where an empty string means "not given", as Vault reads them.

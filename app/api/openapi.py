@@ -22,6 +22,7 @@ from flask import Blueprint, Flask, current_app
 from marshmallow import Schema
 
 from . import schemas as s
+from .common import SAFE_METHODS
 from .contract import CROSS_SITE_ORIGIN, ERROR_TEXT, OPERATIONS, SHARED_REFUSALS, Operation, Refusal
 from .lifecycle import CROSS_SITE_HELP
 from .oversight import VERSION
@@ -35,7 +36,6 @@ SPEC_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 REFERENCE_PATH = SPEC_PATH.parent / "API.md"  # the same contract as Markdown, from app/api/reference.py
 _CACHE = "generate_share_openapi"
 _IMPLICIT_METHODS = {"HEAD", "OPTIONS"}
-_WRITES = {"PUT", "POST", "DELETE"}
 
 bp = Blueprint("openapi", __name__)
 
@@ -85,14 +85,11 @@ _PROPERTY_FIXES = {
     ("StatusReply", "progress"): {"type": "integer", "minimum": 0},
     ("InitReply", "keys"): {"type": "array", "items": {"type": "string", "pattern": "^([0-9a-f]{2})+$"}},
     ("InitReply", "keys_base64"): {"type": "array", "items": {"type": "string", "format": "byte"}},
-    ("StatusReply", "pgp_subkey_fingerprint"): {"type": "string"},
     ("ShareRecordReply", "verified_at"): {"type": "string", "nullable": True},
     ("ErrorReply", "errors"): {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
 }
 
 # What each field means, where its marshmallow field carries no description.
-# An entry whose field does not exist is skipped, so a field may be described
-# here before it lands (pgp_subkey_fingerprint).
 _FIELD_DOCS = {
     "InitRequest": {
         "secret_shares": "how many shares to create",
@@ -123,8 +120,6 @@ _FIELD_DOCS = {
         "progress": "how many distinct shares the attempt holds",
         "required": "how many shares complete the attempt: the threshold",
         "pgp_fingerprint": "the fingerprint of the new holder's PGP key (lowercase hex); empty without one",
-        "pgp_subkey_fingerprint": "the fingerprint of the subkey the new share is encrypted to; "
-        "empty without a PGP key",
         "complete": "true in the one reply that carries the new share",
     },
     "InitReply": {
@@ -293,7 +288,7 @@ def _fix_schemas(schemas: dict) -> None:
             properties[prop] = value | description
     for name, schema in schemas.items():
         cls = getattr(s, name, None)
-        if not (isinstance(cls, type) and issubclass(cls, s.Request)):
+        if not (isinstance(cls, type) and issubclass(cls, s.RequestBody)):
             continue
         required = set(schema.get("required", ()))
         for prop, definition in schema["properties"].items():
@@ -364,12 +359,12 @@ def _errors(op: Operation, method: str, path: str, allowed: str) -> dict:
     for refusal in op.refusals:
         own[refusal.status] = (*own.get(refusal.status, ()), refusal)
     own[405] = (method_refusal(path, allowed),)
-    if method in _WRITES:
+    if method not in SAFE_METHODS:
         own[403] = (cross_site_refusal(method),)
     shared = (
         {404, 500}
         | ({413} if op.request is not None else set())
-        | ({429, 503} if method in _WRITES else set())  # every write counts against the rate limit
+        | ({429, 503} if method not in SAFE_METHODS else set())  # every write counts against the rate limit
     )
     responses = {}
     for status in sorted(own.keys() | shared):

@@ -18,7 +18,7 @@ from .fieldtypes import (
     Base64Bytes,
     HexBytes,
     OmitEmpty,
-    Request,
+    RequestBody,
     ShortList,
     StatusCode,
     StrictInteger,
@@ -62,7 +62,7 @@ def _share_field(what: str) -> fields.String:
     )
 
 
-class InitRequest(Request):
+class InitRequest(RequestBody):
     """PUT /sys/init."""
 
     secret_shares = StrictInteger(
@@ -129,7 +129,7 @@ class InitRequest(Request):
             )
 
 
-class AttemptRequest(Request):
+class AttemptRequest(RequestBody):
     """PUT /sys/generate-share/attempt."""
 
     empty_is_absent = ("pgp_key",)
@@ -137,7 +137,7 @@ class AttemptRequest(Request):
     pgp_key = Base64Bytes(load_default=None, error_messages={"invalid": f"pgp_key {_PGP_KEY_HELP}"})
 
 
-class UpdateRequest(Request):
+class UpdateRequest(RequestBody):
     """PUT /sys/generate-share/update."""
 
     empty_is_absent = ("nonce",)
@@ -363,7 +363,7 @@ class SharesQuery(Schema):
     )
 
 
-class VerifyRequest(Request):
+class VerifyRequest(RequestBody):
     """PUT /sys/shares/verify."""
 
     key = _share_field("the share you hold")
@@ -382,7 +382,7 @@ class CustodyReply(Schema):
     verified_at = fields.String()
 
 
-class AdoptRequest(Request):
+class AdoptRequest(RequestBody):
     """PUT /sys/adopt/attempt."""
 
     secret_threshold = StrictInteger(

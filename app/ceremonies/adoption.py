@@ -18,7 +18,7 @@ __all__ = [
     "ADOPT_SHARE_LENGTHS",
     "Adoption",
     "AdoptionStatus",
-    "Request",
+    "Terms",
     "authorize_cancel",
     "cancel",
     "check_request",
@@ -50,7 +50,7 @@ class AdoptionStatus:
 
 
 @dataclass(frozen=True)
-class Request:
+class Terms:
     """What an adoption was started with, once checked."""
 
     threshold: int
@@ -63,7 +63,7 @@ class Request:
 class Adoption:
     """An adoption in progress: what it was started with and the quorum's shares."""
 
-    request: Request
+    request: Terms
     quorum: Quorum
     #: SHA-256 of the operator token the start returned ("" in open mode):
     #: it cancels this adoption, and the state keeps it once the set is adopted.
@@ -72,7 +72,7 @@ class Adoption:
 
 def check_request(
     secret_threshold: int, required: int | None, known_indices: Sequence[int], share_limit: int | None
-) -> Request:
+) -> Terms:
     """Refuse numbers that do not fit together; fill in the defaults."""
     required = secret_threshold + 1 if required is None else required
     share_limit = MAX_X if share_limit is None else share_limit
@@ -95,7 +95,7 @@ def check_request(
             f"share_limit ({share_limit}) must be at least the number of shares that "
             "already exist (required, and every known index)"
         )
-    return Request(threshold=secret_threshold, required=required, known=known, share_limit=share_limit)
+    return Terms(threshold=secret_threshold, required=required, known=known, share_limit=share_limit)
 
 
 def status(adoption: Adoption | None) -> AdoptionStatus:
@@ -119,7 +119,7 @@ def refuse_second(adoption: Adoption | None) -> None:
         )
 
 
-def start(ctx: Context, request: Request) -> tuple[Adoption, str]:
+def start(ctx: Context, request: Terms) -> tuple[Adoption, str]:
     """Begin adopting a share set that another system (Vault) split; return it and its token."""
     quorum = ctx.quorum(required=request.required, lengths=ADOPT_SHARE_LENGTHS)
     root_token = new_token() if ctx.token_mode else ""

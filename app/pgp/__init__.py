@@ -21,7 +21,7 @@ a test that changes one sets it on the module that owns it (``runner`` or
 from __future__ import annotations
 
 from .errors import PGPError, PGPUnavailable
-from .keys import PublicKey, encrypt, fingerprint, load_public_key
+from .keys import PublicKey, encrypt, load_public_key
 from .packets import require_encrypted_message
 from .runner import set_home_root
 
@@ -46,7 +46,6 @@ __all__ = [
     "PGPUnavailable",
     "PublicKey",
     "encrypt",
-    "fingerprint",
     "load_public_key",
     "require_encrypted_message",
     "set_home_root",

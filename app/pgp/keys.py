@@ -36,7 +36,6 @@ __all__ = [
     "SUBKEY_MIN_LIFETIME_SECONDS",
     "PublicKey",
     "encrypt",
-    "fingerprint",
     "load_public_key",
 ]
 
@@ -219,11 +218,6 @@ def _lifetime() -> str:
     """Name the minimum lifetime for an error sentence."""
     hours = SUBKEY_MIN_LIFETIME_SECONDS / 3600
     return f"{hours:g} hours"
-
-
-def fingerprint(key: PublicKey) -> str:
-    """Return the key's primary fingerprint as lowercase hex."""
-    return key.fingerprint
 
 
 def encrypt(plaintext: bytes | bytearray, key: PublicKey) -> bytes:
