@@ -35,15 +35,16 @@ except SettingError as exc:
 
 bind = settings.bind
 workers = 1
-# gthread, except that a thread gets a connection only once its request has
-# fully arrived: slow or idle clients wait in the main loop, not in a thread.
-# A request must arrive whole within GENERATE_SHARE_REQUEST_DEADLINE seconds
-# (default 10; app/worker.py takes it from app/config.py), or it is answered 408 and closed.
+# app/worker.py: the main loop reads each request whole and writes each reply;
+# a thread only runs a request already in memory. A request must arrive whole
+# within GENERATE_SHARE_REQUEST_DEADLINE seconds (default 10), or it is
+# answered 408; one address holds at most GENERATE_SHARE_CONNECTIONS_PER_ADDRESS
+# connections (default 256). Both come from app/config.py.
 worker_class = "app.worker.BufferingWorker"
 threads = settings.threads
-# Connections the worker holds at once, arriving, served or kept alive; past
-# this it stops accepting until one closes. Each arriving request holds at
-# most 32 KiB of head plus the body limit in memory.
+# Connections the worker holds at once, arriving, served or kept alive (fewer
+# if the descriptor limit leaves no room for them; the startup line says how
+# many); past this it closes an idle one or stops accepting until one closes.
 worker_connections = 1000
 # Load the app in the worker, not the master: the worker holds the data
 # folder's lock, and a second worker on the same folder must fail loudly.
@@ -120,14 +121,23 @@ def post_worker_init(worker):
     ceremony_auth = settings.ceremony_auth if store else None  # the worker read the same settings
     tls = bool(worker.cfg.is_ssl)
     addresses = [_address(s.sock) for s in worker.sockets]
+    # app/worker.py sizes its connections from the descriptor limit at start.
+    connections = getattr(worker, "connection_limit", worker.cfg.worker_connections)
+    descriptors = getattr(worker, "descriptor_limit", None)
     log.info(
-        "generate-share started: listening on %s, data folder %s, %s, ceremony auth %s, TLS %s",
+        "generate-share started: listening on %s, data folder %s, %s, ceremony auth %s, TLS %s, "
+        "at most %s connections (descriptor limit %s, %s per address)",
         ", ".join(addresses),
         store.path if store else "?",
         "initialized" if store and store.state is not None else "not initialized",
         ceremony_auth,
         "on" if tls else "off",
+        connections,
+        descriptors,
+        getattr(worker, "per_address_limit", None),
         extra={
+            "connections": connections,
+            "descriptor_limit": descriptors,
             "addresses": addresses,
             "data_dir": str(store.path) if store else None,
             "initialized": bool(store and store.state is not None),

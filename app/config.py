@@ -150,6 +150,13 @@ class Settings:
         doc="seconds a request may take to arrive whole; past it, a 408 and the connection is closed",
         shown="10",
     )
+    connections_per_address: int = setting(
+        256,
+        whole(1, 100000),
+        takes="a whole number of connections, 1 to 100000",
+        doc="open connections one client address may hold (behind a reverse proxy, the proxy's); "
+        "past it, a 503 and the connection is closed",
+    )
     max_content_length: int = setting(
         64 * 1024,
         whole(1024),
