@@ -14,6 +14,7 @@ import re
 import select
 import socket
 import ssl
+import subprocess
 import threading
 import time
 
@@ -260,3 +261,28 @@ def test_the_systemd_unit_leaves_descriptors_for_every_connection():
     connections = int(re.search(r"(?m)^worker_connections = (\d+)$", conf)[1])
     needed = connections + slots.DESCRIPTORS_RESERVED + slots.DESCRIPTORS_PER_THREAD * 1024  # threads at most
     assert limit >= needed
+
+
+def test_out_of_descriptors_in_accept_pauses_accepting_and_goes_on(tmp_path):
+    with Server(tmp_path / "data", tmp_path / "gunicorn.log") as server:
+        init = server.put(f"{V1}/init", json={"secret_shares": 5, "secret_threshold": 3})
+        nonce = server.put(f"{V1}/generate-share/attempt").json()["nonce"]
+        assert init.status_code == 200
+        worker = re.findall(r"Booting worker with pid: (\d+)", server.output())[-1]
+        # Sized at start for 1,000 connections; now the worker may hold 200 descriptors in all.
+        subprocess.run(["prlimit", f"--pid={worker}", "--nofile=200:200"], check=True)
+        flood = []
+        try:
+            for i in range(300):
+                flood.append(connect(server, f"127.0.0.{2 + i % 3}", timeout=2))
+            deadline = time.monotonic() + 30
+            while "out of descriptors (EMFILE)" not in server.output():
+                assert time.monotonic() < deadline, server.output()[-2000:]
+                time.sleep(0.1)  # polling the log, bounded by the deadline
+        finally:
+            for sock in flood:
+                sock.close()
+        attempt = requests.get(server.url + f"{V1}/generate-share/attempt", timeout=30).json()
+        log = server.output()
+    assert attempt["started"] is True and attempt["nonce"] == nonce
+    assert log.count("Booting worker") == 1 and "Errno 24" not in log
