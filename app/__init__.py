@@ -7,6 +7,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config, logs, notify, pgp
+from .anchor import load_audit_key
 from .api import limits, register_api
 from .api.common import EXTENSION, SETTINGS
 from .records import Store
@@ -38,7 +39,9 @@ def create_app(test_config: Mapping | None = None) -> Flask:
         # the client address that results.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
 
-    store = Store.open(settings.data_dir)
+    store = Store.open(
+        settings.data_dir, audit_key=load_audit_key(settings.audit_key_file, settings.data_dir)
+    )
     # Temporary GnuPG homes live in the data folder, which the store's lock makes
     # this process's alone: homes a killed worker left there are removed now.
     pgp.set_home_root(os.path.join(store.path, "gnupg"))

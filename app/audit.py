@@ -8,6 +8,11 @@ too: the state file records it at every change of state, the head file
 to every holder for the minutes of a ceremony. No line ever holds key
 material: events name x coordinates, nonces and PGP fingerprints only.
 
+Every line also says which records format wrote it (``"format": 2``), so a
+folder whose trail holds such a line never reads as format 1 again (format 1
+recorded no head file). With an audit key (``app.anchor``), each copy of the
+head carries the head's HMAC under that key.
+
 The trail knows nothing of the state file: ``app.records`` checks the two
 against each other (``generate-share audit verify DATA_DIR``).
 """
@@ -25,6 +30,7 @@ from pathlib import Path
 __all__ = [
     "AUDIT_FILE",
     "GENESIS",
+    "LINE_FORMAT",
     "HEAD_FILE",
     "HeadFile",
     "blank_head_file",
@@ -42,6 +48,8 @@ __all__ = [
 AUDIT_FILE = "audit.log"
 HEAD_FILE = "audit.head"
 GENESIS = "0" * 64
+#: The records format that writes every line from now on (the state file's FORMAT).
+LINE_FORMAT = 2
 
 # The head file holds two copies of the head, each in its own file-system
 # block, overwritten in place by turns (line n goes to copy n % 2). A crash
@@ -50,7 +58,7 @@ GENESIS = "0" * 64
 # block in place needs one fdatasync and no new blocks, which is what makes
 # recording the head with every refusal cheap (and immune to a full disk).
 _SLOT = 4096
-_RECORD = 192
+_RECORD = 256  # 192 before the anchor: the NUL padding of an older copy reads the same
 _MAGIC = b"generate-share audit head 1"
 
 
@@ -81,6 +89,7 @@ def make_line(seq: int, prev: str, time: str, event: str, fields: dict, who: Req
     """Serialize one event as a canonical JSON line, in the name of the request ``who``."""
     doc = {
         **fields,
+        "format": LINE_FORMAT,
         "seq": seq,
         "time": time,
         "event": event,
@@ -138,49 +147,52 @@ class AuditTrail:
         os.close(self._fd)
 
 
-def _encode_head(seq: int, digest: str) -> bytes:
-    """Serialize one copy of the head, with a checksum that shows a torn write."""
+def _encode_head(seq: int, digest: str, anchor: str | None = None) -> bytes:
+    """Serialize one copy of the head (and its anchor), with a checksum that shows a torn write."""
     body = b"%s seq=%d hash=%s" % (_MAGIC, seq, digest.encode())
+    if anchor is not None:
+        body += b" anchor=" + anchor.encode()
     check = hashlib.sha256(body).hexdigest()[:32].encode()
     return (body + b" check=" + check + b"\n").ljust(_RECORD, b"\0")
 
 
-def _decode_head(copy: bytes) -> tuple[int, str] | None:
-    """Return (seq, hash) from one copy, or None if it is torn or damaged."""
+def _decode_head(copy: bytes) -> tuple[int, str, str | None] | None:
+    """Return (seq, hash, anchor or None) from one copy, or None if it is torn or damaged."""
     body, sep, rest = copy[:_RECORD].partition(b" check=")
     if not sep or rest[:33] != hashlib.sha256(body).hexdigest()[:32].encode() + b"\n":
         return None
-    fields = body.split(b" ")
-    if b" ".join(fields[:-2]) != _MAGIC or not fields[-2].startswith(b"seq="):
+    if not body.startswith(_MAGIC + b" "):
         return None
-    seq, digest = fields[-2][4:], fields[-1].removeprefix(b"hash=")
-    if not seq.isdigit() or len(digest) != 64:
+    fields = dict(item.partition(b"=")[::2] for item in body[len(_MAGIC) + 1 :].split(b" "))
+    seq, digest, anchor = fields.get(b"seq", b""), fields.get(b"hash", b""), fields.get(b"anchor")
+    if not seq.isdigit() or len(digest) != 64 or (anchor is not None and len(anchor) != 64):
         return None
-    return int(seq), digest.decode()
+    return int(seq), digest.decode(), anchor.decode() if anchor is not None else None
 
 
-def blank_head_file(seq: int, digest: str) -> bytes:
+def blank_head_file(seq: int, digest: str, anchor: str | None = None) -> bytes:
     """Return a whole head file with both copies holding one head."""
-    copy = _encode_head(seq, digest).ljust(_SLOT, b"\0")
+    copy = _encode_head(seq, digest, anchor).ljust(_SLOT, b"\0")
     return copy + copy
 
 
-def read_head_file(raw: bytes) -> tuple[int, str] | None:
-    """Return the latest intact head in a head file, or None if no copy is intact."""
+def read_head_file(raw: bytes) -> tuple[int, str, str | None] | None:
+    """Return the latest intact head (seq, hash, anchor) in a head file, or None if no copy is intact."""
     heads = [_decode_head(raw[at : at + _SLOT]) for at in (0, _SLOT)]
-    return max((h for h in heads if h is not None), default=None)
+    return max((h for h in heads if h is not None), default=None, key=lambda h: h[0])
 
 
 class HeadFile:
     """The head file, open for overwriting in place; its owner serializes every call."""
 
-    def __init__(self, fd: int, path: Path):
+    def __init__(self, fd: int, path: Path, sign=None):
         self.path = path
         self._fd = fd
+        self._sign = sign  # (seq, digest) -> anchor, with an audit key
 
     def write(self, seq: int, digest: str, *, copy: int | None = None) -> None:
         """Record the head durably in ``copy`` (by default the one that line ``seq`` owns)."""
-        data = _encode_head(seq, digest)
+        data = _encode_head(seq, digest, self._sign(seq, digest) if self._sign else None)
         at = (seq % 2 if copy is None else copy) * _SLOT
         if os.pwrite(self._fd, data, at) != len(data):
             raise OSError(28, "short write")

@@ -96,6 +96,15 @@ class Settings:
         "writable by group or others, and neither it nor any entry in it may be a symbolic link, or the "
         "service refuses to start",
     )
+    audit_key_file: str = setting(
+        "",
+        optional_text,
+        takes="the path of a file outside the data folder holding the audit key (at least 32 bytes)",
+        doc="anchors the audit trail: every recorded head carries its HMAC under this key, so lines cut "
+        "from the end with the heads recomputed are caught at start and by `audit verify --key-file`. "
+        "Outside the data folder, mode 0400 or 0600 (make it with `openssl rand -hex 32`); once records "
+        "are anchored the service refuses to start without it",
+    )
     bind: str = setting(
         "127.0.0.1:8200",
         text,

@@ -35,6 +35,7 @@ from enum import Enum
 from functools import partial
 from pathlib import Path
 
+from .anchor import AuditKey, check_anchors
 from .audit import AUDIT_FILE, HEAD_FILE, BrokenTrail, read_head_file, split_lines, walk
 from .folder import SymlinkError, read_file
 from .state import FORMAT, STATE_FILE, Head, State, parse_state_file
@@ -147,8 +148,15 @@ class Checked:
     pending: Pending
 
 
-def check(records: Records) -> Checked:
-    """Check the records against each other; a Problem says in one sentence what does not match."""
+def check(
+    records: Records, key: AuditKey | None = None, *, anchors: bool = False, adopting: bool = False
+) -> Checked:
+    """Check the records against each other; a Problem says in one sentence what does not match.
+
+    With ``anchors`` (always at start) or a ``key``, the recorded heads must also stand under the
+    audit key: anchored records need it, and with it every head needs its anchor (``adopting``:
+    records from before the key may have none yet; app.anchor.check_anchors).
+    """
     folder = records.folder
     raw = records.trail
     if records.state_file is None and raw:
@@ -158,6 +166,10 @@ def check(records: Records) -> Checked:
             f"holds {count} lines (a service started afresh would write over the records of another)"
         )
     heads = read_heads(records)
+    if anchors or key is not None:
+        problem = check_anchors(key, heads.state_head, heads.file_head, written=bool(raw), adopting=adopting)
+        if problem:
+            raise Problem(f"the audit trail {folder / AUDIT_FILE} cannot be trusted: {problem}")
     if heads.file_head is None and raw and heads.format == FORMAT:
         raise Problem(
             f"the audit head file {folder / HEAD_FILE} is missing, but the data file {folder / STATE_FILE} "
@@ -187,7 +199,15 @@ def examine(
     registry: dict[int, str] = {}
     digest = before = ""
     last: dict = {}
-    for number, event, digest in walk(lines, parse=_STATE_WORDS):
+    # A format-1 folder is read line by line: no line may say a later format wrote it.
+    for number, event, digest in walk(lines, parse=None if legacy else _STATE_WORDS):
+        if legacy and event.get("format", 1) != 1:
+            raise BrokenTrail(
+                number,
+                f"the line was written in records format {event.get('format')}, but the data file says "
+                f"format 1 and there is no head file {HEAD_FILE}: a folder never goes back to format 1 "
+                "(the data file's format was changed and the head file deleted)",
+            )
         if number == state_head.seq and digest != state_head.digest:
             raise BrokenTrail(number, "the line differs from the one the state file recorded as head")
         if file_head is not None and number == file_head.seq and digest != file_head.digest:
@@ -283,8 +303,12 @@ _NOTES = {
 }
 
 
-def verify(data_dir: str | os.PathLike) -> Report:
-    """Make the checks of a start on ``data_dir`` without changing anything, and report the head."""
+def verify(data_dir: str | os.PathLike, audit_key: AuditKey | None = None) -> Report:
+    """Make the checks of a start on ``data_dir`` without changing anything, and report the head.
+
+    With ``audit_key``, the recorded heads must carry their anchors under it; the message names
+    the anchor it checked, or says that none was.
+    """
     folder = Path(data_dir)
     if not folder.is_dir():
         return Report(
@@ -305,7 +329,7 @@ def verify(data_dir: str | os.PathLike) -> Report:
             found=False,
         )
     try:
-        checked = check(records)
+        checked = check(records, audit_key)
     except Problem as exc:
         return Report(False, records.trail.count(b"\n"), str(exc))
     notes = _NOTES[checked.pending].format(n=len(checked.lines))
@@ -316,6 +340,20 @@ def verify(data_dir: str | os.PathLike) -> Report:
         True,
         head.seq,
         f"audit trail verified: {head.seq} lines, {shares} shares in the registry match the state file"
-        f"{notes}\naudit head: seq {head.seq}, hash {head.digest}",
+        f"{notes}\n{_anchor_note(checked.heads, audit_key)}\naudit head: seq {head.seq}, hash {head.digest}",
         head=head,
+    )
+
+
+def _anchor_note(heads: Heads, key: AuditKey | None) -> str:
+    """Say which anchor verify checked."""
+    if key is not None:
+        return f"anchor checked: the audit key {key.key_id} vouches for the recorded heads"
+    if heads.state_head.anchor or (heads.file_head and heads.file_head.anchor):
+        return (
+            "anchor not checked: the heads are anchored under an audit key, which was not given (--key-file)"
+        )
+    return (
+        "anchor checked: none (no audit key): the chain and the two recorded heads only, which whoever "
+        "can write the data folder can recompute"
     )

@@ -7,8 +7,9 @@ interrupted, and then commits each event's line together with the record of
 the new head: for a change of state the state file (replaced atomically:
 temporary file, fdatasync, rename, fsync of the folder), for any other event
 the head file (one copy overwritten in place, fdatasync). Either both are
-durable or neither changed. ``Store`` is not thread-safe: the service calls
-it under its own lock.
+durable or neither changed. With an audit key (``app.anchor``), every head
+recorded carries its anchor, and the records must carry theirs to start.
+``Store`` is not thread-safe: the service calls it under its own lock.
 
 At start a line past the recorded head that ``app.reading`` calls
 ``Pending.CUT`` (a change of state the state file never took, whose reply
@@ -23,6 +24,7 @@ import os
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from .anchor import AuditKey, anchored
 from .audit import (
     AUDIT_FILE,
     HEAD_FILE,
@@ -48,9 +50,17 @@ class Store:
     """The data folder's records: state file, head file and audit trail, committed together."""
 
     def __init__(
-        self, folder: DataFolder, trail: AuditTrail, heads: HeadFile, state: State | None, head: Head, clock
+        self,
+        folder: DataFolder,
+        trail: AuditTrail,
+        heads: HeadFile,
+        state: State | None,
+        head: Head,
+        clock,
+        key: AuditKey | None = None,
     ):
         self.path = folder.path
+        self._key = key
         self._folder = folder
         self._trail = trail
         self._heads = heads
@@ -60,23 +70,35 @@ class Store:
         self._watchers: list = []
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, clock=None) -> Store:
-        """Take the data folder for this process, load its state and check the whole trail against it."""
+    def open(
+        cls,
+        path: str | os.PathLike,
+        *,
+        clock=None,
+        audit_key: AuditKey | None = None,
+        anchor_now: bool = False,
+    ) -> Store:
+        """Take the data folder for this process, load its state and check the whole trail against it.
+
+        With ``audit_key``, every recorded head must carry its anchor under that key; ``anchor_now``
+        (``generate-share audit anchor``) anchors records written before the key was set, once
+        the rest of the check has passed.
+        """
         folder = DataFolder.open(path)
         trail = heads = None
         try:
             folder.remove_leftovers(STATE_FILE)
             folder.remove_leftovers(HEAD_FILE)
-            checked = _check_at_start(folder)
+            checked = _check_at_start(folder, audit_key, anchor_now)
             trail = _open_trail(folder)
-            state, head, heads = _settle(folder, trail, checked)
+            state, head, heads = _settle(folder, trail, checked, audit_key, anchor_now)
         except BaseException:
             for file in (heads, trail):
                 if file is not None:
                     file.close()
             folder.close()
             raise
-        return cls(folder, trail, heads, state, head, clock or _utc_now)
+        return cls(folder, trail, heads, state, head, clock or _utc_now, audit_key)
 
     @property
     def state(self) -> State | None:
@@ -144,7 +166,7 @@ class Store:
         second write cuts the line it follows back off the trail.
         """
         line = make_line(self._head.seq + 1, self._head.digest, self._clock(), event, fields, who)
-        head = Head(seq=self._head.seq + 1, digest=line_hash(line))
+        head = anchored(Head(seq=self._head.seq + 1, digest=line_hash(line)), self._key)
         size = self._trail.size()
         try:
             self._trail.append(line)
@@ -197,10 +219,10 @@ _RESTORE = (
 )
 
 
-def _check_at_start(folder: DataFolder) -> Checked:
+def _check_at_start(folder: DataFolder, key: AuditKey | None, adopting: bool) -> Checked:
     """Read and check the records through the locked folder; refuse to start, in app.reading's words."""
     try:
-        return check(read_records(folder.path, folder.read))
+        return check(read_records(folder.path, folder.read), key, anchors=True, adopting=adopting)
     except Unreadable as exc:
         raise StartupError(f"{exc}; remove it" if exc.link else str(exc)) from None
     except Problem as exc:
@@ -219,7 +241,9 @@ def _open_trail(folder: DataFolder) -> AuditTrail:
     return AuditTrail(fd, path)
 
 
-def _settle(folder: DataFolder, trail: AuditTrail, checked: Checked) -> tuple[State | None, Head, HeadFile]:
+def _settle(
+    folder: DataFolder, trail: AuditTrail, checked: Checked, key: AuditKey | None, anchor_now: bool
+) -> tuple[State | None, Head, HeadFile]:
     """Settle an interrupted write that the checks found, and open the head file."""
     lines, heads = checked.lines, checked.heads
     if checked.pending is Pending.CUT:
@@ -230,27 +254,38 @@ def _settle(folder: DataFolder, trail: AuditTrail, checked: Checked) -> tuple[St
         log.warning("audit trail: removed line %d, a change the state file never recorded", len(lines))
     elif checked.pending is Pending.KEPT:
         log.warning("audit trail: line %d was written but its head not recorded (a crash); kept", len(lines))
-    head_file = _open_head_file(folder, heads.file_head, checked.head)
-    if checked.records.state_file is None or heads.format != FORMAT:
-        # A new folder, or one from before the head file: from now on the
-        # state file says the head file exists, so deleting it shows.
-        folder.replace(STATE_FILE, encode_state_file(heads.state, heads.state_head))
-    return heads.state, checked.head, head_file
+    head = anchored(checked.head, key)
+    # Anchored anew: records adopted under the key, or a head file from before the key beside an
+    # empty trail (the checks let both through).
+    unanchored = key is not None and heads.file_head is not None and heads.file_head.anchor is None
+    head_file = _open_head_file(folder, heads.file_head, head, key, rewrite=anchor_now or unanchored)
+    if (
+        checked.records.state_file is None
+        or heads.format != FORMAT
+        or (key and heads.state_head.anchor is None)
+    ):
+        # A new folder, one from before the head file, or records anchored now: from now
+        # on the state file says the head file exists (and carries the anchor), so deleting
+        # the head file (or the anchors) shows.
+        folder.replace(STATE_FILE, encode_state_file(heads.state, anchored(heads.state_head, key)))
+    return heads.state, head, head_file
 
 
-def _open_head_file(folder: DataFolder, recorded: Head | None, head: Head) -> HeadFile:
-    """Open the head file (made if missing) and record ``head`` in it."""
+def _open_head_file(
+    folder: DataFolder, recorded: Head | None, head: Head, key: AuditKey | None, *, rewrite: bool = False
+) -> HeadFile:
+    """Open the head file (made if missing, or anew with ``rewrite``) and record ``head`` in it."""
     path = folder.path / HEAD_FILE
     try:
-        if recorded is None:
-            folder.replace(HEAD_FILE, blank_head_file(head.seq, head.digest))
+        if recorded is None or rewrite:
+            folder.replace(HEAD_FILE, blank_head_file(head.seq, head.digest, head.anchor))
         fd = folder.open_file(HEAD_FILE, os.O_RDWR)
     except SymlinkError as exc:
         raise StartupError(f"{exc}; remove it") from None
     except OSError as exc:
         raise StartupError(f"cannot write the audit head file {path}: {exc.strerror}") from None
-    heads = HeadFile(fd, path)
-    if recorded is not None and recorded != head:
+    heads = HeadFile(fd, path, key.sign if key else None)
+    if recorded is not None and not rewrite and recorded != head:
         try:
             heads.write(head.seq, head.digest)
         except OSError as exc:

@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from .audit import GENESIS
+from .audit import GENESIS, LINE_FORMAT
 
 __all__ = ["STATE_FILE", "Head", "ShareRecord", "State", "encode_state_file", "parse_state_file"]
 
 STATE_FILE = "state.json"
-FORMAT = 2
+FORMAT = LINE_FORMAT  # 2: the head file exists beside the state file
 #: Format 1 predates the head file; a folder in it is upgraded at the next start.
 LEGACY_FORMATS = frozenset({1})
 
@@ -119,13 +119,16 @@ class Head:
 
     seq: int = 0
     digest: str = GENESIS
+    #: HMAC of (seq, digest) under the audit key (app.anchor), if the records have one; not
+    #: part of a head's identity: two records of one head are equal, anchored or not.
+    anchor: str | None = field(default=None, compare=False)
 
 
 def encode_state_file(state: State | None, head: Head) -> bytes:
     """Serialize the whole state file."""
     doc = {
         "format": FORMAT,
-        "audit": {"seq": head.seq, "head": head.digest},
+        "audit": {"seq": head.seq, "head": head.digest, **({"anchor": head.anchor} if head.anchor else {})},
         "state": state.to_dict() if state is not None else None,
     }
     # No indent: json only uses its C encoder without one, and this runs on every change.
@@ -142,7 +145,10 @@ def parse_state_file(raw: bytes) -> tuple[State | None, Head, int]:
     if type(form) is not int or form not in {FORMAT, *LEGACY_FORMATS}:
         raise ValueError(f"unknown format (expected format {FORMAT})")
     try:
-        head = Head(seq=_int(doc["audit"]["seq"], 0, 2**62), digest=str(doc["audit"]["head"]))
+        anchor = doc["audit"].get("anchor")
+        if anchor is not None and (not isinstance(anchor, str) or len(anchor) != 64):
+            raise ValueError("the audit anchor must be 64 hex digits")
+        head = Head(seq=_int(doc["audit"]["seq"], 0, 2**62), digest=str(doc["audit"]["head"]), anchor=anchor)
         raw_state = doc["state"]
     except (KeyError, TypeError) as exc:
         raise ValueError(f"missing or mistyped field {exc}") from None

@@ -86,7 +86,7 @@ def _refuse_if_served(folder: Path) -> None:
         os.close(fd)  # closing drops the probe's lock; Store.open takes it for good
 
 
-def reset_token(data_dir: str | os.PathLike) -> str:
+def reset_token(data_dir: str | os.PathLike, audit_key=None) -> str:
     """Replace the operator token of a stopped service's data folder; return the new one.
 
     The data folder's lock shows whether a service runs on it: opening the
@@ -96,7 +96,7 @@ def reset_token(data_dir: str | os.PathLike) -> str:
     if not Path(data_dir).is_dir():
         raise StartupError(f"there is no data folder {data_dir}; name the service's GENERATE_SHARE_DATA_DIR")
     _refuse_if_served(Path(data_dir))
-    store = Store.open(data_dir)
+    store = Store.open(data_dir, audit_key=audit_key)  # anchored records need their audit key
     try:
         if store.state is None:
             raise StartupError(

@@ -136,7 +136,7 @@ def test_each_check_is_in_the_audit_trail_by_index_only(client, shares, folder):
     ok, failed = lines[-2:]
     assert ok["event"] == "share_verified" and ok["index"] == bytes.fromhex(shares[0])[-1]
     assert failed["event"] == "share_verify_failed" and failed["index"] == 255
-    assert set(ok) == {"event", "index", "seq", "time", "request_id", "client", "prev"}
+    assert set(ok) == {"event", "index", "seq", "time", "request_id", "client", "prev", "format"}
     assert reading.verify(folder).ok
 
 

@@ -3,7 +3,10 @@
 ``verify`` prints the trail's head (sequence number and hash), to compare
 with the ``audit_head`` noted in a ceremony's minutes: a head that went back,
 or a different hash at the same number, means the records were replaced.
-``show`` prints the trail as a table for the people who read it.
+``show`` prints the trail as a table for the people who read it. With the
+audit key (``--key-file``, or ``$GENERATE_SHARE_AUDIT_KEY_FILE`` as the service
+reads it), ``verify`` also checks each recorded head's anchor and says so;
+``anchor`` anchors, once, records written before the key was set.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from datetime import datetime
 
 import click
 
-from app.cli.failure import OK, REFUSED, USAGE
+from app.cli.failure import OK, REFUSED, USAGE, Failure
 from app.cli.options import Options
 
 __all__ = ["audit_group"]
@@ -28,16 +31,42 @@ def audit_group() -> None:
     """Check the data folder's audit trail."""
 
 
+KEY_FILE = click.option(
+    "--key-file",
+    envvar="GENERATE_SHARE_AUDIT_KEY_FILE",
+    default="",
+    metavar="FILE",
+    help="the audit key file the service anchors its heads with (default: $GENERATE_SHARE_AUDIT_KEY_FILE)",
+)
+
+
+def audit_key(key_file: str, folder: str):
+    """Load the audit key named by --key-file (None without one); Failure says what is wrong."""
+    from app.anchor import load_audit_key
+    from app.errors import StartupError
+
+    try:
+        return load_audit_key(key_file, folder)
+    except StartupError as exc:
+        raise Failure(
+            str(exc).replace("GENERATE_SHARE_AUDIT_KEY_FILE", "--key-file"), exit_code=USAGE
+        ) from None
+
+
 @audit_group.command("verify")
 @click.argument("data_dir", required=False, type=click.Path(file_okay=False))
+@KEY_FILE
 @click.pass_context
-def audit_verify(ctx: click.Context, data_dir: str | None) -> None:
-    """Verify the audit trail of DATA_DIR (default: $GENERATE_SHARE_DATA_DIR or ./data) and print its head."""
+def audit_verify(ctx: click.Context, data_dir: str | None, key_file: str) -> None:
+    """Verify the audit trail of DATA_DIR (default: $GENERATE_SHARE_DATA_DIR or ./data) and print its head.
+
+    The report names the anchor it checked: the audit key's id, or none.
+    """
     # Imported here: only this command reads a data folder, the others speak HTTP.
     from app import reading
 
     folder = data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
-    report = reading.verify(folder)
+    report = reading.verify(folder, audit_key(key_file, folder))
     if not report.found:
         # A wrong path must never pass for an intact trail.
         click.echo(f"Error: {report.message}", err=True)
@@ -51,8 +80,38 @@ def audit_verify(ctx: click.Context, data_dir: str | None) -> None:
     ctx.exit(OK if report.ok else REFUSED)
 
 
+@audit_group.command("anchor")
+@click.argument("data_dir", required=False, type=click.Path(file_okay=False))
+@KEY_FILE
+@click.pass_context
+def audit_anchor(ctx: click.Context, data_dir: str | None, key_file: str) -> None:
+    """Anchor the records of a stopped service's DATA_DIR under the audit key, once, after checking them.
+
+    For records written before GENERATE_SHARE_AUDIT_KEY_FILE was set. The whole trail is checked as at
+    a start first; note the head it prints in the minutes.
+    """
+    from app.errors import StartupError
+    from app.records import Store
+
+    folder = data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
+    key = audit_key(key_file, folder)
+    if key is None:
+        raise Failure(
+            "name the audit key file with --key-file or GENERATE_SHARE_AUDIT_KEY_FILE", exit_code=USAGE
+        )
+    try:
+        store = Store.open(folder, audit_key=key, anchor_now=True)
+    except StartupError as exc:
+        raise Failure(str(exc)) from None
+    head = store.head
+    store.close()
+    click.echo(f"audit trail anchored under the audit key {key.key_id}")
+    click.echo(f"audit head: seq {head.seq}, hash {head.digest}")
+    ctx.exit(OK)
+
+
 # Fields every line carries, shown in their own columns or not at all.
-_FRAME = frozenset({"seq", "time", "event", "client", "request_id", "prev"})
+_FRAME = frozenset({"seq", "time", "event", "client", "request_id", "prev", "format"})
 # The fields a reader looks for first, in this order; the rest follow by name.
 _FIRST = ("index", "indices", "progress", "required", "threshold", "shares", "count", "action", "reason")
 _SUMMARY_WIDTH = 100

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from app.cli.audit import KEY_FILE, audit_key
 from app.cli.failure import OK, Failure
 from app.cli.options import Options
 
@@ -19,8 +20,9 @@ def token_group() -> None:
 
 @token_group.command("reset")
 @click.argument("data_dir", type=click.Path(file_okay=False))
+@KEY_FILE
 @click.pass_context
-def token_reset(ctx: click.Context, data_dir: str) -> None:
+def token_reset(ctx: click.Context, data_dir: str, key_file: str) -> None:
     """Replace the operator token of DATA_DIR while the service is stopped; print the new one once.
 
     The old token stops working; the trail records root_token_reset.
@@ -30,7 +32,7 @@ def token_reset(ctx: click.Context, data_dir: str) -> None:
     from app.token import reset_token
 
     try:
-        token = reset_token(data_dir)
+        token = reset_token(data_dir, audit_key(key_file, data_dir))
     except StartupError as exc:
         raise Failure(str(exc)) from None
     if ctx.find_object(Options).json:
