@@ -39,24 +39,31 @@ def _base64(text: str) -> bytes | None:
         return None
 
 
-def decode_share(text: str, lengths: range, *, field: str = "key") -> bytes:
-    """Decode ``text`` as hex when it is hex of an accepted length, else as base64."""
+def decode_share(text: str, lengths: range, *, field: str = "key") -> bytearray:
+    """Decode ``text`` as hex when it is hex of an accepted length, else as base64.
+
+    The share comes back in a bytearray the caller owns and overwrites once
+    done (``app.ceremonies.quorum.wipe``); best effort, since the text it was
+    decoded from is an immutable copy Python frees when it will.
+    """
     text = "".join(text.split())  # hex grouped by spaces, base64 wrapped over lines
     expected = f"expected a share of {describe_length(lengths)}"
     if text[:2] in ("0x", "0X"):
         digits = text[2:]
         if _HEX_DIGITS.issuperset(digits) and len(digits) % 2 == 0 and len(digits) // 2 in lengths:
-            return bytes.fromhex(digits)
+            return bytearray.fromhex(digits)
         if _HEX_DIGITS.issuperset(digits):
             raise BadRequest(f"{field} has {len(digits)} hex digits after 0x; {expected}")
         raise BadRequest(f"{field} starts with 0x but is not hex after it; {expected}")
     # Hex wins only at an accepted length: a base64 string can consist of hex
     # digits alone, and must not be misread as a hex share of another length.
     if len(text) % 2 == 0 and len(text) // 2 in lengths and _HEX_DIGITS.issuperset(text):
-        return bytes.fromhex(text)
+        return bytearray.fromhex(text)
     raw = _base64(text)
     if raw is not None and len(raw) in lengths:
-        return raw
+        share = bytearray(raw)
+        del raw
+        return share
     if text and _HEX_DIGITS.issuperset(text):
         # Most likely a hex share with digits missing or added: say so in hex terms.
         raise BadRequest(f"{field} has {len(text)} hex digits; {expected}")

@@ -15,6 +15,17 @@ The cursor is written at most every ``CURSOR_INTERVAL`` seconds (and when
 the backlog empties, and at shutdown): a crash re-sends at most that much,
 which deduplication absorbs.
 
+A ceremony's own events are never queued behind what strangers caused.
+Strangers can only make the service write ``refused`` and
+``share_verify_failed`` lines (coalesced by app/refusals.py); when more than
+``AHEAD_AFTER`` lines wait before any other event, that event is sent first,
+ahead of them, and skipped when the in-order pass reaches it. Receivers then
+see its seq before smaller ones; the seq and ``prev`` still give the order.
+
+Each reply is read to ``MAX_REPLY`` bytes at most (the rest is dropped with
+the connection), within ``DELIVERY_SECONDS`` for the body: a receiver that
+answers with a huge or endless body costs the worker nothing.
+
 Each body is the trail line's own fields (``event``, ``seq``, ``time``,
 ``prev``, the event's fields, the request id and client address) plus
 ``audit_head``: the seq and SHA-256 of that line. Re-serialising the fields
@@ -32,8 +43,6 @@ from __future__ import annotations
 
 import atexit
 import hashlib
-import hmac
-import json
 import logging
 import os
 import threading
@@ -43,6 +52,7 @@ from dataclasses import dataclass
 import requests
 
 from .audit import AUDIT_FILE, line_hash
+from .delivery import SIGNATURE_HEADER, payload, read_reply, sign
 from .folder import DataFolder
 
 __all__ = ["EVENTS", "Notifier", "Settings", "sign"]
@@ -70,12 +80,6 @@ EVENTS = frozenset(
 )
 #: The events a NOTIFY_REQUIRED start waits on.
 START_EVENTS = ("attempt_started", "adoption_started")
-#: Field names that would carry key material. The trail never holds them;
-#: a body never will either, even if a future event were to.
-_FORBIDDEN = frozenset(
-    {"key", "keys", "keys_base64", "key_base64", "share", "shares", "otp", "pad", "token", "root_token"}
-)
-SIGNATURE_HEADER = "X-Generate-Share-Signature"
 MIN_SECRET = 16
 MAX_BACKOFF = 10.0
 FIRST_BACKOFF = 0.25
@@ -83,6 +87,12 @@ CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 5.0
 CONFIRM_SECONDS = 5.0
 CURSOR_INTERVAL = 0.5
+#: Lines waiting before a ceremony's event past which it is sent ahead of them.
+AHEAD_AFTER = 16
+#: The events anyone at the port can make the service write: never ahead of a ceremony's.
+STRANGER_EVENTS = (b'"event":"refused"', b'"event":"share_verify_failed"')
+#: A ceremony's events kept in memory to be sent ahead, at most (more wait their turn).
+MAX_AHEAD = 1024
 _CURSOR_MAGIC = b"generate-share notify cursor 1"
 _READ_CHUNK = 64 * 1024
 
@@ -95,24 +105,6 @@ class Settings:
     secret: bytes = b""
     events: frozenset[str] = EVENTS
     required: bool = False
-
-
-def sign(secret: bytes, body: bytes) -> str:
-    """Return the signature header's value for ``body``."""
-    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
-
-
-def payload(line: bytes) -> tuple[dict, bytes]:
-    """Return one trail line's notification: the event and its exact body bytes."""
-    doc = json.loads(line)
-    for name in _FORBIDDEN & doc.keys():
-        # Text under such a name could be key material. The events the service
-        # writes hold none (``shares`` in ``init`` is a count); a guard for future ones.
-        if isinstance(doc[name], (str, list, dict)):
-            log.error("notify: dropped field %r from event %s", name, doc.get("event"))
-            del doc[name]
-    doc["audit_head"] = {"seq": doc.get("seq"), "hash": line_hash(line)}
-    return doc, json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
 def cursor_name(url: str) -> str:
@@ -131,6 +123,8 @@ class Notifier:
         self._stopping = False
         self._nudged = 0
         self._fd = -1
+        #: A ceremony's lines not yet delivered to every URL, by seq (app/refusals.py keeps strangers' few).
+        self._ahead: dict[int, bytes] = {}
         self._targets: list[_Target] = []
         if self.settings.urls and folder is not None:
             self._fd = folder.open_file(AUDIT_FILE, os.O_RDONLY)
@@ -159,16 +153,24 @@ class Notifier:
             target.thread.start()
         return self
 
-    def committed(self, seq: int) -> None:
+    def committed(self, seq: int, line: bytes = b"") -> None:
         """Take note that the trail's committed head is now ``seq`` (cheap: the store calls it)."""
         with self._cond:
             self._head = seq
+            if line and self._targets and not any(mark in line for mark in STRANGER_EVENTS):
+                if len(self._ahead) < MAX_AHEAD:
+                    self._ahead[seq] = line.rstrip(b"\n")
             self._cond.notify_all()
 
     def backlog(self) -> int:
         """Return how many events are not yet delivered, summed over the URLs."""
         head = self._head
-        return sum(max(0, head - t.delivered) for t in self._targets)
+        return sum(max(0, head - t.delivered - len(t.sent_ahead)) for t in self._targets)
+
+    def _forget_ahead(self) -> None:
+        """Drop the lines every URL has had (the caller holds the condition)."""
+        for seq in [s for s in self._ahead if all(t.has(s) for t in self._targets)]:
+            del self._ahead[seq]
 
     def confirm(self, seq: int, timeout: float = CONFIRM_SECONDS) -> bool:
         """Wait until every URL accepted line ``seq``; False once one fails or ``timeout`` passes."""
@@ -179,7 +181,7 @@ class Notifier:
             failures = [t.failures for t in self._targets]
             self._cond.notify_all()
             while True:
-                if all(t.delivered >= seq for t in self._targets):
+                if all(t.has(seq) for t in self._targets):
                     return True
                 # In order per URL: a failure on any line at or before seq means seq was not accepted.
                 if any(t.failures > n for t, n in zip(self._targets, failures, strict=True)):
@@ -212,10 +214,36 @@ class _Target:
         self.name = cursor_name(url)
         self.label = f"receiver {owner.settings.urls.index(url) + 1}"  # the URL may hold a secret
         self.failures = 0
+        #: Lines past ``delivered`` already accepted because they were sent ahead.
+        self.sent_ahead: set[int] = set()
         self.delivered, self.digest, self.offset = self._load(trail)
         self._saved = self.delivered
         self._saved_at = time.monotonic()
         self.thread = threading.Thread(target=self._run, name=f"notify-{self.name}", daemon=True)
+
+    def has(self, seq: int) -> bool:
+        """Tell whether this URL accepted line ``seq`` (the caller holds the condition)."""
+        return seq <= self.delivered or seq in self.sent_ahead
+
+    def _send_ahead(self, session: requests.Session, head: int) -> bool:
+        """Send a ceremony's lines first once one waits behind more than AHEAD_AFTER; False on a failure."""
+        owner = self.owner
+        with owner._cond:
+            waiting = [
+                (seq, line)
+                for seq, line in sorted(owner._ahead.items())
+                if self.delivered < seq <= head and seq not in self.sent_ahead
+            ]
+        # Only past a backlog; then every waiting one, so that a ceremony's events keep their order.
+        if not waiting or waiting[-1][0] - self.delivered <= AHEAD_AFTER:
+            return True
+        for seq, line in waiting:
+            if not self._deliver(session, line):
+                return False
+            with owner._cond:
+                self.sent_ahead.add(seq)
+                owner._cond.notify_all()
+        return True
 
     def _load(self, trail: bytes) -> tuple[int, str, int]:
         """Return (seq, hash, byte offset) of the last line this URL accepted, per its cursor file."""
@@ -307,7 +335,10 @@ class _Target:
                 retry_at = time.monotonic() + FIRST_BACKOFF
                 continue
             for line in lines:
-                if not self._deliver(session, line):
+                seq = self.delivered + 1
+                # Before each line: a ceremony's event committed meanwhile goes first.
+                sent = self._send_ahead(session, owner._head)
+                if not sent or (seq not in self.sent_ahead and not self._deliver(session, line)):
                     backoff = min(MAX_BACKOFF, backoff * 2 if backoff else FIRST_BACKOFF)
                     retry_at = time.monotonic() + backoff
                     with owner._cond:
@@ -318,7 +349,9 @@ class _Target:
                 with owner._cond:
                     self.offset += len(line) + 1
                     self.delivered += 1
+                    self.sent_ahead.discard(seq)
                     self.digest = line_hash(line)
+                    owner._forget_ahead()
                     owner._cond.notify_all()
                 self.save(force=False)
                 if owner._stopping:
@@ -340,6 +373,7 @@ class _Target:
             SIGNATURE_HEADER: sign(self.owner.settings.secret, body),
             "X-Generate-Share-Event": str(doc.get("event")),
             "X-Generate-Share-Seq": str(doc.get("seq")),
+            "Accept-Encoding": "identity",  # a compressed reply could not be bounded by its bytes
         }
         try:
             reply = session.post(
@@ -348,8 +382,9 @@ class _Target:
                 headers=headers,
                 timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
                 allow_redirects=False,
+                stream=True,  # the body is read here, to MAX_REPLY at most
             )
-            reply.close()
+            read_reply(reply)
         except requests.RequestException as exc:
             log.warning(
                 "notify: %s did not take event %d (%s): %s; retrying",

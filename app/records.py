@@ -116,7 +116,7 @@ class Store:
         return self._folder
 
     def watch(self, callback) -> None:
-        """Call ``callback(seq)`` after each event is committed (under the caller's lock: keep it cheap)."""
+        """Call ``callback(seq, line)`` after each event is committed (under the caller's lock: be cheap)."""
         self._watchers.append(callback)
 
     # Each write names who caused it (``who``: the request's id and client), passed
@@ -190,7 +190,7 @@ class Store:
         if state is not None:
             self._state = state
         for callback in self._watchers:
-            callback(head.seq)
+            callback(head.seq, line)
 
     def _restore_head_copy(self, seq: int) -> None:
         """Put the current head back into the copy a failed write may have changed."""

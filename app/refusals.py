@@ -25,9 +25,13 @@ Counted lines are written before any other event is committed, when their
 window ends (by a background thread, or by the next line of the kind), and
 at close and at exit.
 
-A client that varies its reason (an echoed header, another x) would open a
+A client that varies its reason (an echoed header, say) would open a
 window per request: past ``MAX_REASONS`` open windows, a client's further
-reasons of one event share a window whose reason says so and quotes the first.
+reasons of one event share a window whose reason says so and quotes the
+first. Many clients at once (a flood from many addresses) would each get a
+line a second: past ``MAX_CLIENTS`` clients with open windows, the lines of
+the others share one window per event and action, named client "*", so
+that the trail grows by a few dozen lines a second at most, whatever comes.
 
 Below the data folder's floor (``app.folder.LowDiskGuard``) these lines are
 not written at all, only counted in memory: they are written, as one line
@@ -58,7 +62,7 @@ from .audit import RequestInfo
 from .errors import Unavailable
 from .folder import LowDiskGuard
 
-__all__ = ["MAX_REASONS", "WINDOW", "Coalescer"]
+__all__ = ["MAX_CLIENTS", "MAX_REASONS", "WINDOW", "Coalescer"]
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +70,12 @@ log = logging.getLogger(__name__)
 WINDOW = 1.0
 #: Open windows one client may hold with distinct reasons; more share one.
 MAX_REASONS = 4
-#: Open windows in all; past this a line is written on its own (many clients at once).
+#: Clients with windows of their own at once; the lines of any more share one window per event.
+MAX_CLIENTS = 16
+#: Open windows in all (a bound on memory that MAX_CLIENTS and MAX_REASONS keep far off).
 MAX_WINDOWS = 1024
+#: The client the shared window of many clients names.
+CROWD = "*"
 #: The client a line of events counted only in memory names.
 UNRECORDED_CLIENT = "*"
 
@@ -123,12 +131,12 @@ class Coalescer:
 
     # -- counting ---------------------------------------------------------------
 
-    def add(self, who: RequestInfo, event: str, kind: str, fields: dict, overflow: dict) -> None:
+    def add(self, who: RequestInfo, event: str, kind: str, fields: dict, overflow: str) -> None:
         """Count one line of ``event`` by ``who``; write it now if it opens a window.
 
         ``kind`` tells lines of one event apart (the reason); ``fields`` are
-        the line's own; ``overflow`` what a client's line says once it holds
-        ``MAX_REASONS`` windows of this event (its first quotes ``fields``).
+        the line's own; ``overflow`` is the reason a client's line gives once
+        it holds ``MAX_REASONS`` windows (its first quotes ``fields``).
         """
         now = self._clock()
         action = fields.get("action", "")
@@ -141,13 +149,18 @@ class Coalescer:
         key = (who.client, event, kind)
         later = fields
         window = self._open.get(key)
-        if window is None and self._reasons.get(who.client, 0) >= MAX_REASONS:
-            key = (who.client, event, "\0" + action)
+        note = ""
+        if window is None and who.client not in self._reasons and len(self._reasons) >= MAX_CLIENTS:
+            # Many clients at once (a flood from many addresses): the rest share one window.
+            key, note = (CROWD, event, "\0" + action), f"from more than {MAX_CLIENTS} clients at once"
+        elif window is None and self._reasons.get(who.client, 0) >= MAX_REASONS:
+            key, note = (who.client, event, "\0" + action), overflow or "more than one kind within a second"
+        if note:
             window = self._open.get(key)
-            later = overflow
+            later = {**fields, "reason": note}
             if window is None:
                 quoted = fields.get("reason") or ", ".join(f"{k} {v}" for k, v in fields.items())
-                fields = {**fields, **overflow, "reason": f"{overflow['reason']}; one of them: {quoted}"}
+                fields = {**fields, "reason": f"{note}; one of them: {quoted}"}
         if window is not None:
             if not window.count:
                 window.first, window.request_id = now, who.request_id
@@ -158,7 +171,7 @@ class Coalescer:
         self._write(who, event, fields, 1, now, now)
         if len(self._open) < MAX_WINDOWS:
             self._open[key] = _Window(request_id=who.request_id, opened=tick, fields=later)
-            self._reasons[who.client] = self._reasons.get(who.client, 0) + 1
+            self._reasons[key[0]] = self._reasons.get(key[0], 0) + 1
             self._start_flusher()
 
     # -- writing ----------------------------------------------------------------

@@ -41,7 +41,7 @@ from .folder import LowDiskGuard
 from .notify import CONFIRM_SECONDS, Notifier
 from .records import Store
 from .state import State
-from .token import AUTH_MODES
+from .token import AUTH_MODES, authorize
 from .trail import Trail
 
 __all__ = [
@@ -136,10 +136,12 @@ class GenerateShareService:
 
     # -- the share generation attempt --------------------------------------
 
-    def status(self) -> Status:
-        """Report the attempt in progress, or that none is."""
+    def status(self, token: str | None = None) -> Status:
+        """Report the attempt in progress, or that none is; in token mode its nonce only to the lead."""
         with self._lock:
-            return generate.status(self._state(), self._attempt.current, token_mode=self._ctx.token_mode)
+            state = self._state()
+            reply = generate.status(state, self._attempt.current, token_mode=self._ctx.token_mode)
+            return self._shown(reply, token, state.token_hash)
 
     def authorize_lead(self, token: str | None, *, who: RequestInfo = NOBODY) -> None:
         """Refuse, in token mode, a caller without the operator token (before reading its body)."""
@@ -194,10 +196,12 @@ class GenerateShareService:
 
     # -- adoption of an existing share set --------------------------------
 
-    def adoption_status(self) -> AdoptionStatus:
-        """Report the adoption in progress, or that none is."""
+    def adoption_status(self, token: str | None = None) -> AdoptionStatus:
+        """Report the adoption in progress, or that none is; in token mode its nonce only to its lead."""
         with self._lock:
-            return adoption.status(self._adoption.current)
+            current = self._adoption.current
+            reply = adoption.status(current)
+            return self._shown(reply, token, current.token_hash if current is not None else "")
 
     def start_adoption(
         self,
@@ -294,6 +298,19 @@ class GenerateShareService:
             self.trail.refuse(who, who.action or "unknown", reason(messages))
 
     # -- helpers ----------------------------------------------------------
+
+    def _shown(self, reply, token: str | None, token_hash: str):
+        """Leave a status's nonce out in token mode unless the request carries the lead's token.
+
+        The nonce is then the secret that keeps strangers out of the quorum:
+        the lead announces it to the holders. A wrong token is refused.
+        """
+        if not self._ctx.token_mode or not reply.nonce:
+            return reply
+        if token is None:
+            return replace(reply, nonce="")
+        authorize(token, token_hash)
+        return reply
 
     @contextmanager
     def _call(self, who: RequestInfo) -> Iterator[Context]:

@@ -11,6 +11,7 @@ import http.server
 import json
 import socket
 import threading
+import time
 
 from server import free_port
 
@@ -29,6 +30,8 @@ class Receiver:
         #: Replies to give, one per request, before settling on "ok": an int status, "hang" or "reset".
         self.script: list = []
         self.mode = "ok"
+        #: Seconds each accepted event takes before its reply (a receiver far away).
+        self.delay = 0.0
         self.release = threading.Event()
         self._server = None
 
@@ -55,6 +58,8 @@ class Receiver:
                     self.close_connection = True
                     return
                 status = 204 if action == "ok" else action
+                if status == 204 and receiver.delay:
+                    time.sleep(receiver.delay)  # simulating a slow receiver, not waiting for anything
                 if status == 204:
                     # Kept before the reply leaves: once the service has its 2xx, the
                     # test may look, and the event must already be there.

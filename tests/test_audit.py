@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app import audit, reading
+from app import audit, reading, shamir
 from app.state import STATE_FILE
 from helpers import assert_error
 from server import Server
@@ -69,16 +69,36 @@ def test_the_trail_holds_no_key_material(client, shares, folder):
         assert bytes.fromhex(secret)[:-1].hex() not in text
 
 
-def test_failed_reconstruction_is_one_event(client, shares, folder):
+def test_a_share_that_is_not_the_one_recorded_at_its_x_is_refused_before_it_counts(client, shares, folder):
     nonce = client.put(f"{V1}/generate-share/attempt").get_json()["nonce"]
     tampered = bytearray.fromhex(shares[2])
     tampered[0] ^= 1
     for key in (shares[0], shares[1], tampered.hex()):
         r = client.put(f"{V1}/generate-share/update", json={"key": key, "nonce": nonce})
+    assert_error(r, 400, f"not the one the service recorded at x = {tampered[-1]}")
+    last = events(folder)[-1]
+    assert last["event"] == "refused" and last["action"] == "update"
+    assert client.get(f"{V1}/generate-share/attempt").get_json()["progress"] == 2  # nobody's share spent
+    r = client.put(f"{V1}/generate-share/update", json={"key": shares[2], "nonce": nonce})
+    assert r.status_code == 200 and r.get_json()["complete"] is True
+    assert reading.verify(folder).ok
+
+
+def test_failed_reconstruction_is_one_event(client, folder):
+    # Only a share at an x without a custody digest (adopted as known, never seen) can spoil it.
+    real = shamir.split(bytes(range(32)), 5, 2)
+    adopt = client.put(f"{V1}/adopt/attempt", json={"secret_threshold": 2, "known_indices": [real[4][-1]]})
+    for share in real[:3]:
+        client.put(f"{V1}/adopt/update", json={"key": share.hex(), "nonce": adopt.get_json()["nonce"]})
+    nonce = client.put(f"{V1}/generate-share/attempt").get_json()["nonce"]
+    tampered = bytearray(real[4])
+    tampered[0] ^= 1
+    for key in (real[0].hex(), tampered.hex()):
+        r = client.put(f"{V1}/generate-share/update", json={"key": key, "nonce": nonce})
     assert_error(r, 400, "did not reconstruct")
     last = events(folder)[-1]
     assert last["event"] == "reconstruction_failed"
-    assert last["indices"] == [bytes.fromhex(s)[-1] for s in shares[:3]]
+    assert last["indices"] == [real[0][-1], real[4][-1]] and last["unchecked"] == [real[4][-1]]
     assert reading.verify(folder).ok
 
 

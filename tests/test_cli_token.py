@@ -24,7 +24,7 @@ ATTEMPT = "/v1/sys/generate-share/attempt"
 ADOPT = "/v1/sys/adopt/attempt"
 PERMISSION_DENIED = "permission denied"
 TOKEN_ENV = "GENERATE_SHARE_TOKEN"
-ASK_NONCE = "the nonce the lead announced? [y/N] (your answer is not shown, in case a share is pasted here"
+ASK_NONCE = "The nonce the lead announced (it is not shown)"
 # Vault's own split of a 32-byte key, 3 of 5 (x = 1 to 5).
 VAULT = json.loads((Path(__file__).parent / "vectors" / "vault-shamir.json").read_text())["cases"][0]
 # What Vault 1.15 answers on /v1/sys/health before it is initialized (HTTP 501).
@@ -317,7 +317,8 @@ def test_a_token_mode_ceremony_through_the_cli(server, tmp_path):
     started = ok(server.url, "start", env=lead).stdout
     nonce = re.search(r"^Nonce:\s+(\S+)$", started, flags=re.MULTILINE).group(1)
     pad = re.search(r"^One-time pad:\s+(\S+)$", started, flags=re.MULTILINE).group(1)
-    assert nonce == server.get(ATTEMPT).json()["nonce"]
+    assert server.get(ATTEMPT).json()["nonce"] == ""  # a secret: GET shows it only to the lead
+    assert nonce == server.get(ATTEMPT, headers={"X-Vault-Token": token}).json()["nonce"]
     assert f"generate-share update --nonce {nonce}" in started
     assert "generate-share decode --otp - --check <check> --key-base64 <masked share>" in started
     assert token not in started
@@ -334,7 +335,8 @@ def test_a_token_mode_ceremony_through_the_cli(server, tmp_path):
     assert blind.exit_code == 2 and blind.stdout == ""
     assert "generate-share update --nonce NONCE" in blind.stderr and keys[0] not in blind.output
     other = run(server.url, "update", "--nonce", "not-" + nonce, input=keys[0] + "\n")
-    assert other.exit_code == 1 and "not the attempt the lead announced" in other.stderr
+    assert other.exit_code == 1 and "nonce does not match the ceremony in progress" in other.stderr
+    assert nonce not in other.output
     assert keys[0] not in other.output
     assert server.get(ATTEMPT).json()["progress"] == 0
 
@@ -386,8 +388,8 @@ def test_the_token_goes_only_with_start_and_cancel(server, monkeypatch):
 
     monkeypatch.setattr(requests.Session, "request", spy)
     lead = {TOKEN_ENV: token}
-    ok(server.url, "start", env=lead)
-    nonce = server.get(ATTEMPT).json()["nonce"]
+    started = ok(server.url, "start", env=lead).stdout
+    nonce = re.search(r"^Nonce:\s+(\S+)$", started, flags=re.MULTILINE).group(1)
     ok(server.url, "status", env=lead)
     ok(server.url, "update", "--nonce", nonce, input=keys[0] + "\n", env=lead)
     ok(server.url, "verify", input=keys[1] + "\n", env=lead)
@@ -398,32 +400,30 @@ def test_the_token_goes_only_with_start_and_cancel(server, monkeypatch):
     assert ("GET", "/v1/sys/health") in [(m, p) for m, p, _ in sent]
 
 
-def test_a_holder_at_a_terminal_confirms_the_attempt(server, keyring, tmp_path, monkeypatch):
-    """Show nonce, fingerprint and subkey, ask (without echo) to confirm; only yes sends the share."""
+def test_a_holder_at_a_terminal_types_the_nonce_without_echo(server, keyring, tmp_path, monkeypatch):
+    """Show fingerprint and subkey, ask for the nonce without echo (GET hides it); --nonce asks nothing."""
     keys, token = init_token(server)
     key_file = tmp_path / "ecc.asc"
     key_file.write_bytes(keyring.public_armored(keyring.ECC))
-    ok(server.url, "start", "--pgp-key", str(key_file), env={TOKEN_ENV: token})
-    nonce = server.get(ATTEMPT).json()["nonce"]
+    started = ok(server.url, "start", "--pgp-key", str(key_file), env={TOKEN_ENV: token}).stdout
+    nonce = re.search(r"^Nonce:\s+(\S+)$", started, flags=re.MULTILINE).group(1)
     subkey = keyring.encryption_subkey(keyring.ECC)
     # A terminal, faked as tests/test_cli.py fakes it for the share typed without echo.
     monkeypatch.setattr(cli_prompts, "_stdin_is_terminal", lambda: True)
 
-    declined = run(server.url, "update", input="n\n" + keys[0] + "\n")
-    assert declined.exit_code == 1 and "not confirmed: your share was not sent" in declined.stderr
-    assert f"Attempt {nonce}: 0 of 3 shares provided" in declined.stderr
+    wrong = run(server.url, "update", input="not-" + nonce + "\n" + keys[0] + "\n")
+    assert wrong.exit_code == 1 and "nonce does not match the ceremony in progress" in wrong.stderr
+    assert "Attempt in progress: 0 of 3 shares provided" in wrong.stderr
     primary = [keyring.fingerprint(keyring.ECC)[i : i + 4].upper() for i in range(0, 40, 4)]
-    assert f"{' '.join(primary[:5])}  {' '.join(primary[5:])}" in declined.stderr
+    assert f"{' '.join(primary[:5])}  {' '.join(primary[5:])}" in wrong.stderr
     groups = [subkey[i : i + 4].upper() for i in range(0, 40, 4)]
-    assert f"subkey {' '.join(groups[:5])}  {' '.join(groups[5:])}" in declined.stderr
-    assert f"Is {nonce} {ASK_NONCE}" in declined.stderr
-    # A share pasted at the question, out of habit, is neither echoed nor sent.
-    pasted = run(server.url, "update", input=keys[0] + "\n")
-    assert pasted.exit_code == 1 and keys[0] not in pasted.output
+    assert f"subkey {' '.join(groups[:5])}  {' '.join(groups[5:])}" in wrong.stderr
+    assert ASK_NONCE in wrong.stderr and nonce not in wrong.output and keys[0] not in wrong.output
     assert server.get(ATTEMPT).json()["progress"] == 0
 
-    accepted = ok(server.url, "update", input="yes\n" + keys[0] + "\n")
-    assert "Your share (hex or base64; it is not shown)" in accepted.stderr and keys[0] not in accepted.output
+    accepted = ok(server.url, "update", input=nonce + "\n" + keys[0] + "\n")
+    assert "Your share (hex or base64; it is not shown)" in accepted.stderr
+    assert nonce not in accepted.output and keys[0] not in accepted.output
     assert "1 of 3 shares provided" in accepted.stdout
     pinned = ok(server.url, "update", "--nonce", nonce, input=keys[1] + "\n")
     assert ASK_NONCE not in pinned.stderr  # --nonce needs no question
@@ -434,8 +434,9 @@ def test_a_token_mode_adoption_through_the_cli(server):
     """Adopt start prints the root token; updates need a nonce; cancel needs the token."""
     started = ok(server.url, "adopt", "start", "--threshold", "3").stdout
     token = re.search(r"^Root token: (\S+)$", started, flags=re.MULTILINE).group(1)
-    nonce = server.get(ADOPT).json()["nonce"]
-    assert f"generate-share adopt update --nonce {nonce}" in started
+    nonce = re.search(r"generate-share adopt update --nonce (\S+)$", started, flags=re.MULTILINE).group(1)
+    assert server.get(ADOPT).json()["nonce"] == ""  # a secret: GET shows it only with the token
+    assert server.get(ADOPT, headers={"X-Vault-Token": token}).json()["nonce"] == nonce
     share = VAULT["shares_hex"][0]
     blind = run(server.url, "adopt", "update", input=share + "\n")
     assert blind.exit_code == 2 and "generate-share adopt update --nonce NONCE" in blind.stderr

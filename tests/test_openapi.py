@@ -208,6 +208,15 @@ def _given(client, given: str) -> dict:
             for share in shares[:2]:
                 _put(client, "adopt/update", {"key": share, "nonce": nonce})
         return {"shares": shares, _NONCE: nonce}
+    if given == contract.UNCHECKED_ONE:
+        shares = [s.hex() for s in shamir.split(bytes(range(32)), 5, 2)]
+        known = {"known_indices": [bytes.fromhex(shares[4])[-1]]}
+        nonce = _put(client, "adopt/attempt", {"secret_threshold": 2, "required": 3, **known})["nonce"]
+        for share in shares[:3]:
+            _put(client, "adopt/update", {"key": share, "nonce": nonce})
+        nonce = _put(client, "generate-share/attempt", {})["nonce"]
+        _put(client, "generate-share/update", {"key": shares[0], "nonce": nonce})
+        return {"shares": shares, _NONCE: nonce}
     if given == contract.FULL:
         return {
             "shares": _put(client, "init", {"secret_shares": 2, "secret_threshold": 2, "share_limit": 2})[
@@ -258,6 +267,10 @@ def test_every_documented_refusal_is_what_the_service_says(client, name, refusal
     state = _given(client, refusal.given)
     r = _send(client, method, path, refusal, state)
     sentence = refusal.sentence.replace(contract.EXAMPLE_NONCE, state.get(_NONCE, contract.EXAMPLE_NONCE))
+    sent = refusal.body.get("key", "") if isinstance(refusal.body, dict) else ""
+    if contract.EXAMPLE_X in sentence and sent.startswith("<share "):
+        x = bytes.fromhex(state["shares"][int(sent[7])])[-1]  # the x of the share sent
+        sentence = sentence.replace(contract.EXAMPLE_X, f"x = {x};")
     assert_error(r, refusal.status)
     assert sentence in r.get_json()["errors"]
 

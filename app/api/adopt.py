@@ -14,8 +14,8 @@ ADOPTION_STATUS_REPLY = AdoptionStatusReply()
 
 @bp.get("/adopt/attempt")
 def read_adoption():
-    """Report the adoption in progress."""
-    return reply(ADOPTION_STATUS_REPLY, get_service().adoption_status())
+    """Report the adoption in progress (token mode: its nonce only with the token its start returned)."""
+    return reply(ADOPTION_STATUS_REPLY, get_service().adoption_status(lead_token()))
 
 
 @bp.route("/adopt/attempt", methods=["PUT", "POST"])

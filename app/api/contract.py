@@ -38,7 +38,23 @@ ATTEMPT_ONE = "after one share (<share 0>) was submitted to the attempt"
 ATTEMPT_TWO = "after two shares (<share 0>, <share 1>) were submitted to the attempt"
 ADOPTION = "while an adoption (threshold 2, required 3) is in progress"
 ADOPTION_TWO = "after two shares (<share 0>, <share 1>) were submitted to the adoption"
-GIVENS = (BEFORE_INIT, AFTER_INIT, FULL, ATTEMPT, ATTEMPT_ONE, ATTEMPT_TWO, ADOPTION, ADOPTION_TWO)
+UNCHECKED_ONE = (
+    "after adopting <share 0> to <share 2> of a 2-of-5 set with the x of <share 4> known (so the "
+    "service holds no digest at that x), and <share 0> submitted to an attempt"
+)
+GIVENS = (
+    BEFORE_INIT,
+    AFTER_INIT,
+    FULL,
+    ATTEMPT,
+    ATTEMPT_ONE,
+    ATTEMPT_TWO,
+    ADOPTION,
+    ADOPTION_TWO,
+    UNCHECKED_ONE,
+)
+#: The x a documented sentence names where it depends on the share sent (the test puts the real one).
+EXAMPLE_X = "x = 7;"
 
 
 @dataclass(frozen=True)
@@ -266,11 +282,20 @@ OPERATIONS: dict[str, Operation] = {
                 given=ATTEMPT_ONE,
             ),
             Refusal(
-                "the quorum's shares do not rebuild the master key (progress returns to 0)",
-                "the submitted shares did not reconstruct the master key; progress was reset to 0: "
-                "each holder should check their share and submit it again",
+                "the share is not the one recorded at its x (it counts nothing, spends nobody's share)",
+                "this share is not the one the service recorded at x = 7; it was not counted and no "
+                "holder's share was spent: check that you copied your whole share (PUT "
+                "/v1/sys/shares/verify checks it alone) and send it again",
                 body={"key": "<share 2, altered>"},
                 given=ATTEMPT_TWO,
+            ),
+            Refusal(
+                "the quorum's shares do not rebuild the master key (only with a share taken unchecked, "
+                "at an x without a custody digest; progress returns to 0)",
+                "the submitted shares did not reconstruct the master key; progress was reset to 0: "
+                "each holder should check their share and submit it again",
+                body={"key": "<share 4, altered>"},
+                given=UNCHECKED_ONE,
             ),
         ),
         links={"SubmitNextShare": _NONCE_LINKS["SubmitShareWithNonce"]},

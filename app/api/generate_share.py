@@ -14,8 +14,8 @@ STATUS_REPLY = StatusReply()
 
 @bp.get("/generate-share/attempt")
 def read_attempt():
-    """Report the attempt in progress."""
-    return reply(STATUS_REPLY, get_service().status())
+    """Report the attempt in progress (token mode: its nonce only with the operator token)."""
+    return reply(STATUS_REPLY, get_service().status(lead_token()))
 
 
 @bp.route("/generate-share/attempt", methods=["PUT", "POST"])

@@ -153,11 +153,24 @@ class UpdateRequest(RequestBody):
 class StatusReply(OmitEmpty):
     """The attempt's status: GET and every successful PUT of attempt and update."""
 
-    omit_empty = ("otp", "otp_check")
+    warnings = fields.List(
+        fields.String(),
+        metadata={
+            "description": "an update's reply only, when a share was taken that the service could "
+            "not check (no custody digest at its x): a sentence naming each such x"
+        },
+    )
+    omit_empty = ("otp", "otp_check", "warnings")
     omit_none = ("otp_length",)
 
     started = fields.Boolean(required=True)
-    nonce = fields.String(required=True)
+    nonce = fields.String(
+        required=True,
+        metadata={
+            "description": "the attempt's nonce, which every share must carry; in token mode a secret "
+            "of the lead and the holders, shown only with the operator token (empty without it)"
+        },
+    )
     progress = fields.Integer(required=True)
     required = fields.Integer(required=True)
     pgp_fingerprint = fields.String(required=True)
@@ -446,7 +459,13 @@ class AdoptionStatusReply(OmitEmpty):
     omit_empty = ("root_token",)
 
     started = fields.Boolean(required=True)
-    nonce = fields.String(required=True)
+    nonce = fields.String(
+        required=True,
+        metadata={
+            "description": "the adoption's nonce, which every share must carry; in token mode a secret "
+            "of the lead and the holders, shown only with the token the start returned (empty without it)"
+        },
+    )
     progress = fields.Integer(required=True)
     required = fields.Integer(required=True)
     secret_threshold = fields.Integer(required=True)

@@ -125,7 +125,7 @@ def start(ctx: Context, request: Terms) -> tuple[Adoption, str]:
     root_token = new_token() if ctx.token_mode else ""
     ctx.trail.record(
         "adoption_started",
-        nonce=quorum.nonce,
+        **quorum.label,
         threshold=request.threshold,
         required=request.required,
         known_indices=list(request.known),
@@ -154,7 +154,7 @@ def authorize_cancel(ctx: Context, adoption: Adoption | None, state: State | Non
 
 def cancel(ctx: Context, adoption: Adoption) -> None:
     """Record the cancel and forget the submitted shares."""
-    ctx.trail.record("adoption_cancelled", nonce=adoption.quorum.nonce, progress=adoption.quorum.progress)
+    ctx.trail.record("adoption_cancelled", **adoption.quorum.label, progress=adoption.quorum.progress)
     adoption.quorum.clear()
 
 
@@ -167,7 +167,7 @@ def update(ctx: Context, adoption: Adoption, key: str, nonce: str | None) -> Ado
     quorum = adoption.quorum
     share = quorum.check(key, nonce)
     if not quorum.last:
-        ctx.trail.record("share_accepted", nonce=quorum.nonce, index=share[-1], progress=quorum.progress + 1)
+        ctx.trail.record("share_accepted", **quorum.label, index=share[-1], progress=quorum.progress + 1)
         quorum.take(share)
         return status(adoption)
     quorum.take(share)
@@ -185,7 +185,7 @@ def complete(ctx: Context, adoption: Adoption, shares: list[bytes]) -> AdoptionS
         hmac.compare_digest(shamir.interpolate(basis, s[-1]), s) for s in shares[request.threshold :]
     )
     if not consistent:
-        ctx.trail.failed("adoption_failed", nonce=adoption.quorum.nonce, indices=xs)
+        ctx.trail.failed("adoption_failed", **adoption.quorum.label, indices=xs)
         raise BadRequest(
             f"the {len(shares)} shares are not consistent: they do not lie on one polynomial "
             f"of threshold {request.threshold}, so at least one is wrong or mistyped (or the "
@@ -194,7 +194,7 @@ def complete(ctx: Context, adoption: Adoption, shares: list[bytes]) -> AdoptionS
         )
     lower = _lower_threshold(shares, request.threshold)
     if lower is not None:
-        ctx.trail.failed("adoption_failed", nonce=adoption.quorum.nonce, indices=xs)
+        ctx.trail.failed("adoption_failed", **adoption.quorum.label, indices=xs)
         raise BadRequest(
             f"the {len(shares)} shares agree, but any {lower} of them already rebuild the key: "
             f"this share set's threshold is {lower}, not {request.threshold}, and adopted at "
@@ -229,7 +229,7 @@ def complete(ctx: Context, adoption: Adoption, shares: list[bytes]) -> AdoptionS
             token_hash=adoption.token_hash,
         ),
         "adopted",
-        nonce=adoption.quorum.nonce,
+        **adoption.quorum.label,
         threshold=request.threshold,
         key_length=key_length,
         indices=indices,

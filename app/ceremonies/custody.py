@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ..encoding import decode_share
 from ..state import ShareRecord, State
 from .common import Context, custody_digest, one_length
+from .quorum import wipe
 
 __all__ = ["Custody", "verify"]
 
@@ -28,6 +29,7 @@ def verify(ctx: Context, state: State, key: str) -> Custody:
     x = share[-1]
     record = next((r for r in state.shares if r.index == x), None)
     digest = custody_digest(state.custody_key, share)
+    wipe([share])
     if record is None:
         reason = f"no share at x = {x} was ever recorded by this service"
     elif not record.verifiable:
@@ -38,6 +40,6 @@ def verify(ctx: Context, state: State, key: str) -> Custody:
     else:
         reason = ""
     if reason:
-        ctx.trail.record("share_verify_failed", index=x)
+        ctx.trail.failed_custody(x)  # coalesced: anyone at the port can send these
         return Custody(valid=False, reason=reason)
     return Custody(valid=True, record=ctx.trail.mark_verified(x, ctx.clock(), "share_verified", index=x))

@@ -31,6 +31,7 @@ __all__ = [
     "Status",
     "authorize_lead",
     "cancel",
+    "check_custody",
     "check_start",
     "complete",
     "require_attempt",
@@ -59,6 +60,8 @@ class Status:
     otp_length: int | None = None
     #: The completing reply of a masked share: its check, keyed by the pad (app.encoding.otp_check).
     otp_check: str = ""
+    #: Sentences about what was taken but could not be checked (an update's reply only).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -136,7 +139,7 @@ def start(ctx: Context, state: State, key: pgp_module.PublicKey | None) -> Attem
     otp = bytearray(secrets.token_bytes(state.key_length + 1)) if ctx.token_mode and key is None else None
     ctx.trail.record(
         "attempt_started",
-        nonce=quorum.nonce,
+        **quorum.label,
         pgp_fingerprint=fingerprint(key),
         pgp_subkey_fingerprint=subkey_fingerprint(key),
         otp_length=len(otp) if otp is not None else 0,
@@ -153,7 +156,7 @@ def require_attempt(attempt: Attempt | None) -> Attempt:
 
 def cancel(ctx: Context, attempt: Attempt) -> None:
     """Record the cancel, forget the submitted shares and release the PGP key."""
-    ctx.trail.record("attempt_cancelled", nonce=attempt.quorum.nonce, progress=attempt.quorum.progress)
+    ctx.trail.record("attempt_cancelled", **attempt.quorum.label, progress=attempt.quorum.progress)
     attempt.quorum.clear()
     attempt.forget()
 
@@ -161,45 +164,93 @@ def cancel(ctx: Context, attempt: Attempt) -> None:
 def update(ctx: Context, state: State, attempt: Attempt, key: str, nonce: str | None) -> Status:
     """Check one holder's share and take it; at the threshold, rebuild the key and issue the new share.
 
-    Shares before the last get a ``share_accepted`` line each. The last gets
-    none: the outcome's line names every x, and a failure to record the
-    outcome leaves the trail as it was.
+    The share is checked before it counts: at an x whose custody digest the
+    service holds, a share that does not match is refused at once and
+    spends nobody's share; at an x without one it is taken unchecked, which
+    the reply and the trail say. Shares before the last get a
+    ``share_accepted`` line each. The last gets none: the outcome's line
+    names every x, and a failure to record the outcome leaves the trail as
+    it was.
     """
     quorum = attempt.quorum
     share = quorum.check(key, nonce)
+    try:
+        checked = check_custody(state, share)
+    except BadRequest:
+        wipe([share])
+        raise
     if not quorum.last:
-        ctx.trail.record("share_accepted", nonce=quorum.nonce, index=share[-1], progress=quorum.progress + 1)
-        quorum.take(share)
-        return status(state, attempt, token_mode=ctx.token_mode)
-    quorum.take(share)
+        x, progress = share[-1], quorum.progress + 1
+        ctx.trail.record("share_accepted", **quorum.label, index=x, progress=progress, checked=checked)
+        quorum.take(share, checked=checked)
+        return replace(
+            status(state, attempt, token_mode=ctx.token_mode), warnings=_warnings(quorum.unchecked)
+        )
+    quorum.take(share, checked=checked)
+    unchecked = quorum.unchecked
     with quorum.spent() as shares:
-        return complete(ctx, state, attempt, shares)
+        done = complete(ctx, state, attempt, shares, unchecked)
+    return replace(done, warnings=_warnings(unchecked))
 
 
-def complete(ctx: Context, state: State, attempt: Attempt, shares: list[bytes]) -> Status:
+def check_custody(state: State, share: bytearray) -> bool:
+    """Refuse a share that is not the one recorded at its x; tell whether there was one to compare with."""
+    x = share[-1]
+    record = next((r for r in state.shares if r.index == x), None)
+    if record is None or not record.verifiable:
+        return False
+    if not hmac.compare_digest(custody_digest(state.custody_key, share), record.digest):
+        raise BadRequest(
+            f"this share is not the one the service recorded at x = {x}; it was not counted and "
+            "no holder's share was spent: check that you copied your whole share (PUT "
+            "/v1/sys/shares/verify checks it alone) and send it again"
+        )
+    return True
+
+
+def _warnings(unchecked: list[int]) -> tuple[str, ...]:
+    """Say which shares were taken without a check, if any."""
+    if not unchecked:
+        return ()
+    xs = ", ".join(str(x) for x in unchecked)
+    return (
+        f"taken unchecked at x = {xs}: the service holds no custody digest there (no share was "
+        "recorded at that x, or an adopted share never reached it), so a wrong share there is "
+        "found only when the quorum completes",
+    )
+
+
+def complete(
+    ctx: Context, state: State, attempt: Attempt, shares: list[bytearray], unchecked: list[int] = ()
+) -> Status:
     """Rebuild the key in memory, check it, and issue a share at a fresh x."""
     master = bytearray(shamir.combine(shares))
     try:
         ok = hmac.compare_digest(verifier(bytes(master), state.verifier_salt), state.verifier_mac)
     finally:
         wipe([master])
-    nonce = attempt.quorum.nonce
+    label = attempt.quorum.label
+    indices = [s[-1] for s in shares]
     if not ok:
-        ctx.trail.failed("reconstruction_failed", nonce=nonce, indices=[s[-1] for s in shares])
+        ctx.trail.failed("reconstruction_failed", **label, indices=indices, unchecked=list(unchecked))
         raise BadRequest(
             "the submitted shares did not reconstruct the master key; progress "
             "was reset to 0: each holder should check their share and submit it again"
         )
     x = secrets.choice(free_x(state))
-    new_share = shamir.interpolate(shares, x)
+    new_share = bytearray(shamir.interpolate(shares, x))
     check = ""
-    if attempt.pgp_key:
-        key = encrypt(ctx.pgp, new_share, attempt.pgp_key)
-    elif attempt.otp is not None:
-        key = bytes(a ^ b for a, b in zip(new_share, attempt.otp, strict=True))
-        check = otp_check(attempt.otp, key)
-    else:
-        key = new_share
+    try:
+        if attempt.pgp_key:
+            key = encrypt(ctx.pgp, bytes(new_share), attempt.pgp_key)
+        elif attempt.otp is not None:
+            key = bytes(a ^ b for a, b in zip(new_share, attempt.otp, strict=True))
+            check = otp_check(attempt.otp, key)
+        else:
+            key = bytes(new_share)  # the reply's copy: Python's to free
+        digest = custody_digest(state.custody_key, new_share)
+    finally:
+        wipe([new_share])
     primary, subkey = fingerprint(attempt.pgp_key), subkey_fingerprint(attempt.pgp_key)
     # Recorded durably before anyone sees it: a share the registry does not
     # list must never exist. If this raises, nothing was handed out.
@@ -209,20 +260,21 @@ def complete(ctx: Context, state: State, attempt: Attempt, shares: list[bytes]) 
             origin="generate-share",
             issued_at=ctx.clock(),
             pgp_fingerprint=primary,
-            digest=custody_digest(state.custody_key, new_share),
+            digest=digest,
         ),
         "share_issued",
-        nonce=nonce,
+        **label,
         index=x,
         pgp_fingerprint=primary,
         pgp_subkey_fingerprint=subkey,
-        indices=[s[-1] for s in shares],
+        indices=indices,
+        unchecked=list(unchecked),
     )
     otp_length = _otp_length(attempt, ctx.token_mode)
     attempt.forget()
     return Status(
         started=True,
-        nonce=nonce,
+        nonce=attempt.quorum.nonce,
         progress=len(shares),
         required=state.threshold,
         pgp_fingerprint=primary,

@@ -6,14 +6,21 @@ place that decides whether a submitted share may be taken (``check``; the
 ceremony then writes its line and ``take``s it): the nonce must match,
 the share must decode to the quorum's length, its x must not be 0, and it may
 be neither a share already submitted nor a different share at an x already
-submitted. Shares live only here, in memory, as bytearrays that are
-overwritten when the quorum is spent or cancelled (best effort: Python may
-keep other copies).
+submitted. Shares live only here, in memory, in bytearrays this object
+owns (decoded straight into them) and overwrites when the quorum is spent or
+cancelled. That is best effort, said plainly: Python gives no control over
+memory, and the request body, the JSON parser's string and the HTTP
+server's buffers hold other copies this code cannot reach.
+
+In token mode the nonce is a secret shared by the lead and the holders: no
+reply but the lead's shows it and no trail line carries it (``label`` names
+the ceremony by a public id instead), and it is compared in constant time.
 """
 
 from __future__ import annotations
 
 import hmac
+import secrets
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,15 +48,18 @@ class Quorum:
         require_nonce: bool = False,
         reveal_nonce: bool = True,
     ):
-        self.nonce = str(uuid.uuid4())
+        self.nonce = _uuid4()
+        #: What the trail calls this ceremony: the nonce in open mode, where it is public;
+        #: in token mode, where it is a secret, an id of its own.
+        self.label = {"nonce": self.nonce} if reveal_nonce else {"ceremony": _uuid4()}
         self.required = required
         self._lengths = lengths
         self._require_nonce = require_nonce
-        # In token mode a refusal does not offer the current nonce: a holder
-        # who copies it from the error instead of using the one the lead
-        # announced would defeat the pin (GET still shows it, on purpose).
+        # In token mode no refusal offers the current nonce: it is the secret
+        # that keeps strangers out of the quorum.
         self._reveal_nonce = reveal_nonce
         self._shares: list[bytearray] = []
+        self._unchecked: list[int] = []  # the x of each share taken without a custody digest
 
     @property
     def progress(self) -> int:
@@ -61,20 +71,27 @@ class Quorum:
         """Tell whether the next share taken completes the quorum."""
         return len(self._shares) + 1 >= self.required
 
-    def take(self, share: bytes) -> bool:
-        """Keep one share that ``check`` passed; tell whether the quorum is now complete."""
-        self._shares.append(bytearray(share))
+    @property
+    def unchecked(self) -> list[int]:
+        """Return the x of each share taken that nothing could check before the quorum completes."""
+        return list(self._unchecked)
+
+    def take(self, share: bytearray, *, checked: bool = True) -> bool:
+        """Keep one share that ``check`` passed (this quorum now owns the buffer); tell if complete."""
+        self._shares.append(share)
+        if not checked:
+            self._unchecked.append(share[-1])
         return len(self._shares) >= self.required
 
     @contextmanager
-    def spent(self) -> Iterator[list[bytes]]:
+    def spent(self) -> Iterator[list[bytearray]]:
         """Yield the complete quorum's shares, then forget them whatever happened.
 
         Used or refused, the shares go: a failure leaves progress at 0 so the
         holders can submit again.
         """
         try:
-            yield [bytes(s) for s in self._shares]
+            yield list(self._shares)  # the buffers themselves: no copy to forget
         finally:
             self.clear()
 
@@ -82,8 +99,9 @@ class Quorum:
         """Forget every submitted share (progress returns to 0)."""
         wipe(self._shares)
         self._shares.clear()
+        self._unchecked.clear()
 
-    def check(self, key: str, nonce: str | None) -> bytes:
+    def check(self, key: str, nonce: str | None) -> bytearray:
         """Decode a holder's share and refuse it unless every rule holds."""
         self._check_nonce(nonce)
         try:
@@ -106,7 +124,7 @@ class Quorum:
                 "check that the whole share was copied"
             )
         for seen in self._shares:
-            if hmac.compare_digest(bytes(seen), share):
+            if hmac.compare_digest(seen, share):
                 raise BadRequest(
                     "this share was already submitted in this attempt; "
                     "each of the required shares must come from a different holder"
@@ -150,3 +168,8 @@ class Quorum:
             "or it is not the one the ceremony lead announced; nothing was counted: do not send "
             "your share again until the lead confirms the nonce"
         )
+
+
+def _uuid4() -> str:
+    """Return a random UUID (version 4) from ``secrets``."""
+    return str(uuid.UUID(bytes=secrets.token_bytes(16), version=4))

@@ -137,7 +137,9 @@ def adopt_update(options: Options, nonce: str | None) -> None:
         nonce=nonce,
         command="adopt update",
         missing="no adoption is in progress; start one with 'generate-share adopt start'",
-        describe=lambda c: f"Adoption {c['nonce']}: {progress(c)}, threshold {c['secret_threshold']}",
+        describe=lambda c: (
+            f"Adoption {c['nonce'] or 'in progress'}: {progress(c)}, threshold {c['secret_threshold']}"
+        ),
         elsewhere=(
             ATTEMPT,
             "a share generation attempt is in progress, not an adoption: give your share to it with "

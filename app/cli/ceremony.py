@@ -193,7 +193,7 @@ def update(options: Options, nonce: str | None, output_file: str | None) -> None
                 "--output writes only an encrypted or masked share, and this attempt returns the new "
                 "share in clear (no PGP key, open mode); run update without --output. Nothing was sent."
             )
-        return f"Attempt {c['nonce']}: {progress(c)}; {_encrypted_to(c)}"
+        return f"Attempt {c['nonce'] or 'in progress'}: {progress(c)}; {_encrypted_to(c)}"
 
     def keep(s: dict) -> None:
         """Write the new share, encrypted or masked, to the --output file before it is printed."""

@@ -13,9 +13,18 @@ import click
 
 from app.cli.failure import USAGE, Failure
 
-__all__ = ["confirm", "read_key_file", "read_pad", "read_share", "read_token", "stdin_is_terminal"]
+__all__ = [
+    "confirm",
+    "read_key_file",
+    "read_nonce",
+    "read_pad",
+    "read_share",
+    "read_token",
+    "stdin_is_terminal",
+]
 
 PROMPT = "Your share (hex or base64; it is not shown)"
+NONCE_PROMPT = "The nonce the lead announced (it is not shown)"
 PAD_PROMPT = "The one-time pad from 'generate-share start' (base64; it is not shown)"
 TOKEN_ENV = "GENERATE_SHARE_TOKEN"  # noqa: S105 (a variable name)
 #: Far above any share (65 bytes are 130 hex digits), spaces and line breaks included.
@@ -70,6 +79,14 @@ def read_share(prompt: str = PROMPT, *, whole: bool = False) -> str:
             "no share was given: type it at the prompt or pipe it on standard input", exit_code=USAGE
         )
     return share
+
+
+def read_nonce() -> str:
+    """Ask for the ceremony's nonce without echo (token mode: a secret of the lead and the holders)."""
+    nonce = click.prompt(NONCE_PROMPT, hide_input=True, err=True).strip()
+    if not nonce:
+        raise Failure("no nonce was given: type the one the lead announced, or pass --nonce", exit_code=USAGE)
+    return nonce
 
 
 def confirm(question: str) -> bool:

@@ -10,7 +10,7 @@ from app.cli.client import Client
 from app.cli.failure import Failure, fail_usage
 from app.cli.options import Options
 from app.cli.output import echo_json, progress
-from app.cli.prompts import confirm, read_share, stdin_is_terminal
+from app.cli.prompts import confirm, read_nonce, read_share, stdin_is_terminal
 
 __all__ = ["nonce_option", "submit_share"]
 
@@ -19,12 +19,27 @@ nonce_option = click.option(
     default=None,
     metavar="NONCE",
     help="The nonce the lead announced; the share is accepted only by that attempt. "
-    "Without it, a terminal asks you to confirm the attempt shown.",
+    "Without it, a terminal asks for it (token mode: it is a secret, not shown) or to confirm "
+    "the attempt shown (open mode).",
 )
 
 
 def _pinned_nonce(client: Client, current: dict, nonce: str | None, command: str) -> str:
-    """Return the nonce to send: the holder's own, or the server's once the holder confirmed it."""
+    """Return the nonce to send: the holder's own, or (open mode) the server's once the holder confirmed it.
+
+    In token mode the nonce is a secret of the lead and the holders, which
+    the server shows nobody else: it comes from --nonce or is typed without
+    echo, and the server alone compares it.
+    """
+    if client.token_mode():
+        if nonce is not None:
+            return nonce
+        if stdin_is_terminal():
+            return read_nonce()
+        fail_usage(
+            f"without a terminal to type it, pass the nonce the lead announced: "
+            f"generate-share {command} --nonce NONCE"
+        )
     if nonce is not None:
         # Checked before the share is asked for; the server checks it again.
         if nonce != current["nonce"]:
@@ -37,11 +52,6 @@ def _pinned_nonce(client: Client, current: dict, nonce: str | None, command: str
         if not confirm(f"Is {current['nonce']} the nonce the lead announced?"):
             raise Failure("not confirmed: your share was not sent. Ask the lead for the nonce.")
         return current["nonce"]
-    if client.token_mode():
-        fail_usage(
-            f"without a terminal to confirm the attempt, pass the nonce the lead announced: "
-            f"generate-share {command} --nonce NONCE"
-        )
     return current["nonce"]  # open mode: the seed's behaviour, the server's own nonce
 
 
