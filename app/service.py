@@ -205,17 +205,18 @@ class GenerateShareService:
 
     def start_adoption(
         self,
-        secret_threshold: int,
+        secret_threshold: int | None,
         required: int | None = None,
         known_indices: Sequence[int] = (),
         share_limit: int | None = None,
+        snapshot: adoption.Snapshot | None = None,
         *,
         who: RequestInfo = NOBODY,
     ) -> AdoptionStatus:
-        """Begin adopting a share set that another system (Vault) split."""
+        """Begin adopting a share set that another system (Vault) split, bound to its snapshot if sent."""
         slot = self._adoption
         with self._call(who) as ctx:
-            request = adoption.check_request(secret_threshold, required, known_indices, share_limit)
+            request = adoption.check_request(secret_threshold, required, known_indices, share_limit, snapshot)
             with self._lock:
                 adoption.refuse_second(slot.current)
                 self._require_uninitialized()

@@ -12,10 +12,12 @@ trail's line) and ``app.folder`` holds the folder it lives in.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 
 from .audit import GENESIS, LINE_FORMAT
+from .snapshot import Proof, SnapshotError, parse_proof
 
 __all__ = ["STATE_FILE", "Head", "ShareRecord", "State", "encode_state_file", "parse_state_file"]
 
@@ -63,6 +65,10 @@ class State:
     #: a file written before tokens existed). A plain hash is enough: the token
     #: is 256 random bits, so there is nothing to guess and no need for a slow one.
     token_hash: str = ""
+    #: The cluster snapshot an adopted set was proved against (not secret): every
+    #: share minted from the set must open it too. None for a key made here, or
+    #: a set adopted without a snapshot.
+    snapshot: Proof | None = None
 
     @property
     def issued_x(self) -> frozenset[int]:
@@ -79,6 +85,7 @@ class State:
             "custody_key": self.custody_key.hex(),
             "shares": [dict(vars(r)) for r in self.shares],  # asdict() deep-copies: slow here
             "token_hash": self.token_hash,
+            "snapshot": _proof_dict(self.snapshot),
         }
 
     @classmethod
@@ -105,6 +112,7 @@ class State:
                 custody_key=bytes.fromhex(doc["custody_key"]),
                 shares=shares,
                 token_hash=_token_hash(doc.get("token_hash", "")),
+                snapshot=_proof(doc.get("snapshot")),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"missing or mistyped field {exc}") from None
@@ -153,6 +161,26 @@ def parse_state_file(raw: bytes) -> tuple[State | None, Head, int]:
     except (KeyError, TypeError) as exc:
         raise ValueError(f"missing or mistyped field {exc}") from None
     return (State.from_dict(raw_state) if raw_state is not None else None), head, doc["format"]
+
+
+def _proof_dict(proof: Proof | None) -> dict | None:
+    """Return the snapshot binding's JSON-ready form (its three small files, base64)."""
+    if proof is None:
+        return None
+    return {
+        name: base64.b64encode(getattr(proof, name)).decode("ascii") for name in ("meta", "sums", "sealed")
+    }
+
+
+def _proof(value: object) -> Proof | None:
+    """Parse a stored snapshot binding (None when there is none), checking it as at adoption."""
+    if value is None:
+        return None
+    try:
+        meta, sums, sealed = (base64.b64decode(value[k], validate=True) for k in ("meta", "sums", "sealed"))
+        return parse_proof(meta, sums, sealed)
+    except (SnapshotError, ValueError) as exc:
+        raise ValueError(f"the snapshot binding is not valid: {exc}") from None
 
 
 def _token_hash(value: object) -> str:

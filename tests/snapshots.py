@@ -100,7 +100,13 @@ class Cluster:
     term: int = 3
 
     def __post_init__(self):
-        self.shares = shamir.split(self.key, self.count, self.threshold)
+        # An auto-unsealed cluster's holders keep recovery keys: those are what is split.
+        split_at = self.threshold if self.kind == "shamir" else self.recovery_threshold
+        self.shares = shamir.split(self.key, self.count, split_at)
+
+    def seal_numbers(self) -> tuple[int, int]:
+        """(secret_shares, secret_threshold) of core/seal-config: 1 and 1 for an auto-unseal seal."""
+        return (self.count, self.threshold) if self.kind == "shamir" else (1, 1)
 
     def members(
         self, *, vault: bool = False, multi: bool = False, extra_entries: bytes = b""
@@ -111,7 +117,7 @@ class Cluster:
         ).encode()
         entries = [
             storage_entry("core/cluster/local/info", secrets.token_bytes(200)),
-            storage_entry("core/seal-config", seal_config(self.count, self.threshold, self.kind)),
+            storage_entry("core/seal-config", seal_config(*self.seal_numbers(), self.kind)),
         ]
         if self.kind != "shamir":
             entries.append(
@@ -120,7 +126,9 @@ class Cluster:
         entries.append(storage_entry("logical/abc/secret", secrets.token_bytes(500)))
         state = b"".join(entries) + extra_entries
         sums = sums_of(meta, state)
-        if multi:
+        if self.kind != "shamir":  # sealed by the KMS, whose key no holder has
+            sealed = blob_info(secrets.token_bytes(32), sums, vault=vault)
+        elif multi:
             other = secrets.token_bytes(32)
             sealed = multi_wrap([blob_info(other, sums, vault=True), blob_info(self.key, sums, vault=True)])
         else:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import pty
 import select
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,8 @@ from click.testing import CliRunner
 from snapshots import Cluster, archive, gzip_bomb, write
 
 from app.cli import cli
+from app.cli import client as client_module
+from server import Server
 
 SCRIPT = Path(sys.executable).parent / "generate-share"
 
@@ -112,21 +116,6 @@ def test_a_hostile_file_exits_2_with_a_sentence(tmp_path, case):
     assert result.stdout == ""
 
 
-def test_the_console_script_refuses_a_bomb_without_a_traceback(tmp_path):
-    """The real program, bounded by a timeout: a hang or a traceback fails, a slow machine does not."""
-    path, fragment = _hostile(tmp_path)["gzip bomb"]
-    done = subprocess.run(
-        [str(SCRIPT), "snapshot", "check", "--snapshot", str(path)],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 2 and fragment in done.stderr, done.stderr
-    assert "Traceback" not in done.stderr and done.stdout == ""
-
-
 def test_shares_typed_at_a_real_terminal_are_not_shown(tmp_path):
     cluster = Cluster()
     path = write(tmp_path / "raft.snap", archive(cluster.members()))
@@ -161,3 +150,120 @@ def test_shares_typed_at_a_real_terminal_are_not_shown(tmp_path):
     assert os.waitstatus_to_exitcode(status) == 0, bytes(seen)
     assert b"YES: these 3 shares open" in seen
     assert all(share.hex().encode() not in seen for share in cluster.shares)
+
+
+# -- adopt start --snapshot: only the seal config and the small files leave; a bad file sends nothing --
+
+
+class Recorder:
+    """A real listening socket on loopback: any connection the CLI opens is counted, none answered."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def connections(self) -> int:
+        """Accept and count every connection already made (the kernel queued them)."""
+        count = 0
+        self.sock.setblocking(False)
+        while select.select([self.sock], [], [], 0)[0]:
+            conn, _ = self.sock.accept()
+            conn.close()
+            count += 1
+        return count
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def recorder():
+    r = Recorder()
+    yield r
+    r.close()
+
+
+def test_a_hostile_snapshot_sends_nothing_and_exits_2(tmp_path, recorder):
+    """Every case against a real listener: exit 2, a sentence, no traceback, and no connection at all."""
+    cases = _hostile(tmp_path)
+    good = write(tmp_path / "good.snap", archive(Cluster().members()))
+    cases["a --threshold that disagrees"] = (good, "--threshold is 4, but the snapshot's seal config says 3")
+    for case, (path, fragment) in cases.items():
+        args = ["--address", recorder.url, "adopt", "start", "--snapshot", str(path)]
+        if case == "a --threshold that disagrees":
+            args += ["--threshold", "4"]
+        result = CliRunner().invoke(cli, args)
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
+        assert result.exit_code == 2, (case, result.output)
+        assert fragment in result.stderr and result.stderr.startswith("Error: "), (case, result.stderr)
+        assert "Traceback" not in result.output and result.stdout == "", case
+        assert recorder.connections() == 0, case
+    # The control: the listener does count a connection.
+    socket.create_connection(("127.0.0.1", int(recorder.url.rsplit(":", 1)[1])), timeout=5).close()
+    assert recorder.connections() == 1
+
+
+def test_the_console_script_refuses_a_bomb_for_adopt_start_and_sends_nothing(tmp_path, recorder):
+    """The real program, bounded by a timeout: exit 2 with a sentence, no traceback, no connection."""
+    path, fragment = _hostile(tmp_path)["gzip bomb"]
+    done = subprocess.run(
+        [str(SCRIPT), "--address", recorder.url, "adopt", "start", "--snapshot", str(path)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and fragment in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert recorder.connections() == 0
+
+
+def test_adopt_start_sends_only_the_seal_config_and_the_small_files(tmp_path, monkeypatch):
+    cluster = Cluster()
+    members = cluster.members()
+    path = write(tmp_path / "raft.snap", archive(members))
+    sent = []
+
+    def call(self, method, path_, body=None, **kwargs):
+        sent.append((method, path_, body))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(client_module.Client, "call", call)
+    CliRunner().invoke(cli, ["--address", "http://127.0.0.1:9", "adopt", "start", "--snapshot", str(path)])
+    ((method, route, body),) = sent
+    assert (method, route) == ("PUT", "/v1/sys/adopt/attempt") and set(body) == {"snapshot"}
+    assert body["snapshot"] == {
+        "seal_config": {"type": "shamir", "secret_shares": 5, "secret_threshold": 3},
+        "meta": base64.b64encode(members["meta.json"]).decode(),
+        "sha256sums": base64.b64encode(members["SHA256SUMS"]).decode(),
+        "sealed": base64.b64encode(members["SHA256SUMS.sealed"]).decode(),
+    }
+    assert len(json.dumps(body)) < 2000  # the encrypted store (state.bin) never leaves
+
+
+def test_t_holders_adopt_through_the_cli_against_the_real_server(tmp_path):
+    cluster = Cluster()
+    path = write(tmp_path / "raft.snap", archive(cluster.members()))
+    with Server(tmp_path / "data", tmp_path / "gunicorn.log") as server:
+        away = ",".join(str(s[-1]) for s in cluster.shares[3:])
+        run = CliRunner().invoke
+        started = run(
+            cli, ["--address", server.url, "adopt", "start", "--snapshot", str(path), "--known", away]
+        )
+        assert started.exit_code == 0, started.output
+        assert (
+            "Snapshot:  a shamir seal with 5 shares, 3 needed; taken at raft index 29, term 3"
+            in started.output
+        )
+        assert "adopted only if the 3 shares open this cluster's snapshot" in started.output
+        nonce = server.get("/v1/sys/adopt/attempt").json()["nonce"]
+        for share in cluster.shares[:3]:
+            done = run(
+                cli, ["--address", server.url, "adopt", "update", "--nonce", nonce], input=share.hex() + "\n"
+            )
+            assert done.exit_code == 0, done.output
+        assert "its 3 shares open this cluster's snapshot" in done.output
+        shares = run(cli, ["--address", server.url, "shares"])
+        assert "bound to the cluster snapshot taken at raft index 29, term 3" in shares.output
+        server.kill()

@@ -201,8 +201,12 @@ def _given(client, given: str) -> dict:
     """Bring the service into the documented state; return its shares and nonce."""
     if given == contract.BEFORE_INIT:
         return {"shares": []}
-    if given in (contract.ADOPTION, contract.ADOPTION_TWO):
+    if given in (contract.ADOPTION, contract.ADOPTION_TWO, contract.SNAPSHOT_ONE):
         shares = [s.hex() for s in shamir.split(bytes(range(32)), 3, 2)]
+        if given == contract.SNAPSHOT_ONE:
+            nonce = _put(client, "adopt/attempt", {"snapshot": contract.EXAMPLE_SNAPSHOT})["nonce"]
+            _put(client, "adopt/update", {"key": shares[0], "nonce": nonce})
+            return {"shares": shares, _NONCE: nonce}
         nonce = _put(client, "adopt/attempt", {"secret_threshold": 2, "required": 3})["nonce"]
         if given == contract.ADOPTION_TWO:
             for share in shares[:2]:

@@ -2,6 +2,8 @@
 
 from flask import Blueprint
 
+from ..ceremonies.adoption import Snapshot
+from .adopt_schemas import seal_config
 from .common import get_service, lead_token, load_body, no_content, reply, who
 from .schemas import AdoptionStatusReply, AdoptRequest, UpdateRequest
 
@@ -22,8 +24,23 @@ def read_adoption():
 def start_adoption():
     """Start adopting a share set split elsewhere."""
     body = load_body(ADOPT_REQUEST)
+    sent = body["snapshot"]
+    snapshot = None
+    if sent is not None:
+        snapshot = Snapshot(
+            seal=seal_config(sent["seal_config"]),
+            recovery=seal_config(sent["recovery_seal_config"]),
+            meta=sent["meta"],
+            sums=sent["sha256sums"],
+            sealed=sent["sealed"],
+        )
     status = get_service().start_adoption(
-        body["secret_threshold"], body["required"], body["known_indices"], body["share_limit"], who=who()
+        body["secret_threshold"],
+        body["required"],
+        body["known_indices"],
+        body["share_limit"],
+        snapshot,
+        who=who(),
     )
     return reply(ADOPTION_STATUS_REPLY, status)
 

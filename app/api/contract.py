@@ -9,7 +9,9 @@ examples in the reference cannot go stale.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -17,6 +19,7 @@ __all__ = [
     "CROSS_SITE_ORIGIN",
     "ERROR_TEXT",
     "EXAMPLE_NONCE",
+    "EXAMPLE_SNAPSHOT",
     "GIVENS",
     "OPERATIONS",
     "RATE_LIMIT_EXAMPLE",
@@ -42,6 +45,7 @@ UNCHECKED_ONE = (
     "after adopting <share 0> to <share 2> of a 2-of-5 set with the x of <share 4> known (so the "
     "service holds no digest at that x), and <share 0> submitted to an attempt"
 )
+SNAPSHOT_ONE = "after one share (<share 0>) was submitted to an adoption with EXAMPLE_SNAPSHOT (2 of 3)"
 GIVENS = (
     BEFORE_INIT,
     AFTER_INIT,
@@ -52,9 +56,25 @@ GIVENS = (
     ADOPTION,
     ADOPTION_TWO,
     UNCHECKED_ONE,
+    SNAPSHOT_ONE,
 )
 #: The x a documented sentence names where it depends on the share sent (the test puts the real one).
 EXAMPLE_X = "x = 7;"
+
+
+def _example_snapshot(meta: bytes = b'{"Index": 29, "Term": 3}') -> dict:
+    """The snapshot field of a made-up 2-of-3 cluster whose sealed sums no key here opens."""
+    sums = f"{hashlib.sha256(meta).hexdigest()}  meta.json\n{'0' * 64}  state.bin\n".encode()
+    sealed = b"\x0a\x40" + bytes(range(64))  # BlobInfo field 1: a nonce, a ciphertext, a tag
+    return {
+        "seal_config": {"type": "shamir", "secret_shares": 3, "secret_threshold": 2},
+        "meta": base64.b64encode(meta).decode(),
+        "sha256sums": base64.b64encode(sums).decode(),
+        "sealed": base64.b64encode(sealed).decode(),
+    }
+
+
+EXAMPLE_SNAPSHOT = _example_snapshot()
 
 
 @dataclass(frozen=True)
@@ -321,6 +341,19 @@ OPERATIONS: dict[str, Operation] = {
                 given=BEFORE_INIT,
             ),
             Refusal(
+                "secret_threshold disagrees with the snapshot's seal config",
+                "secret_threshold is 3, but the snapshot's seal config says 2: the threshold comes from "
+                "the snapshot; leave secret_threshold out, or check that the snapshot is of this cluster",
+                body={"secret_threshold": 3, "snapshot": EXAMPLE_SNAPSHOT},
+                given=BEFORE_INIT,
+            ),
+            Refusal(
+                "the snapshot's meta.json is not the one its SHA256SUMS lists",
+                "snapshot: meta.json does not match its SHA-256 in SHA256SUMS: the snapshot was altered",
+                body={"snapshot": {**EXAMPLE_SNAPSHOT, "meta": _example_snapshot(b"{}")["meta"]}},
+                given=BEFORE_INIT,
+            ),
+            Refusal(
                 "known_indices lists an x twice",
                 "known_indices must not list the same x twice",
                 body={"secret_threshold": 2, "known_indices": [7, 7]},
@@ -342,9 +375,10 @@ OPERATIONS: dict[str, Operation] = {
         reply="AdoptionStatusReply",
         request="UpdateRequest",
         body_required=True,
-        description="When `required` shares are in and lie on one polynomial, the service is "
-        "initialized with the existing key: the reply has complete = true and the adopted x in "
-        "indices. No share and no key is returned or stored.",
+        description="When `required` shares are in and lie on one polynomial (and, when the adoption "
+        "was started with a snapshot, their key opens it), the service is initialized with the "
+        "existing key: the reply has complete = true and the adopted x in indices. No share and no "
+        "key is returned or stored.",
         refusals=(
             _NOT_JSON,
             Refusal(
@@ -367,6 +401,14 @@ OPERATIONS: dict[str, Operation] = {
                 "reset to 0: each holder should check their share and submit it again",
                 body={"key": "<share 2, altered>"},
                 given=ADOPTION_TWO,
+            ),
+            Refusal(
+                "the shares do not open the cluster's snapshot (progress returns to 0)",
+                "these 2 shares do not open this cluster's snapshot: the key they rebuild does not "
+                "decrypt its SHA256SUMS.sealed, so at least one is wrong or mistyped, or they belong to "
+                "another cluster, or the snapshot is older than a rekey",
+                body={"key": "<share 1>"},
+                given=SNAPSHOT_ONE,
             ),
         ),
         links={"AdoptNextShare": _ADOPTION_LINKS["AdoptShareWithNonce"]},

@@ -128,12 +128,18 @@ def _fields(document: dict, schema: dict, prefix: str = "", seen: frozenset = fr
     for name, prop in schema.get("properties", {}).items():
         full = f"{prefix}{name}"
         yield full, _described(document, prop), name in required
-        target, suffix = prop, "."
+        target, suffix = _nullable_ref(prop), "."
         if prop.get("type") == "array":
             target, suffix = prop.get("items", {}), "[]."
         ref = target.get("$ref")
         if ref and ref not in seen:
             yield from _fields(document, _resolve(document, target), full + suffix, seen | {ref})
+
+
+def _nullable_ref(prop: dict) -> dict:
+    """Return the $ref inside a described or nullable nested field (allOf or anyOf), else prop."""
+    refs = [option for key in ("allOf", "anyOf") for option in prop.get(key, ()) if "$ref" in option]
+    return refs[0] if refs else prop
 
 
 def _described(document: dict, prop: dict) -> dict:
@@ -160,6 +166,8 @@ def _type(document: dict, schema: dict) -> str:
     """Say a schema's type in a few words."""
     if "$ref" in schema:
         return "object"
+    if "$ref" in _nullable_ref(schema):
+        return "object or null" if "anyOf" in schema else "object"
     kind = schema.get("type", "any JSON value")
     if kind == "array":
         kind = f"array of {_type(document, schema.get('items', {}))}"

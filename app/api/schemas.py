@@ -14,6 +14,13 @@ from marshmallow import (
     validates_schema,
 )
 
+from .adopt_schemas import (  # noqa: F401 (the document names them here)
+    AdoptionStatusReply,
+    AdoptRequest,
+    SealConfigRequest,
+    SnapshotRequest,
+    SnapshotTakenReply,
+)
 from .fieldtypes import (
     Base64Bytes,
     HexBytes,
@@ -275,6 +282,12 @@ class SharesReply(Schema):
         required=True, metadata={"description": "shares verified at least once (since `since`, when given)"}
     )
     since = fields.String(required=True, allow_none=True)
+    snapshot = fields.Nested(
+        SnapshotTakenReply,
+        required=True,
+        allow_none=True,
+        metadata={"description": "the cluster snapshot the set is bound to; null when it is not"},
+    )
 
 
 class HealthReply(Schema):
@@ -393,91 +406,3 @@ class CustodyReply(Schema):
     origin = fields.String()
     issued_at = fields.String()
     verified_at = fields.String()
-
-
-class AdoptRequest(RequestBody):
-    """PUT /sys/adopt/attempt."""
-
-    secret_threshold = StrictInteger(
-        required=True,
-        validate=validate.Range(
-            min=2,
-            max=254,
-            error="secret_threshold must be from 2 to 254: adoption needs more shares than the threshold "
-            "(required > secret_threshold, at most 255) to check that they agree",
-        ),
-        error_messages={
-            "required": "secret_threshold is required: how many shares rebuild the existing key",
-            "invalid": "secret_threshold must be a JSON integer from 2 to 254",
-        },
-    )
-    required = StrictInteger(
-        load_default=None,
-        validate=validate.Range(min=3, max=255, error="required must be from secret_threshold + 1 to 255"),
-        error_messages={"invalid": "required must be a JSON integer from secret_threshold + 1 to 255"},
-        metadata={"description": "how many distinct shares must be brought (default secret_threshold + 1)"},
-    )
-    known_indices = ShortList(
-        StrictInteger(
-            validate=validate.Range(min=1, max=255, error="each of known_indices must be an x from 1 to 255"),
-            error_messages={"invalid": "each of known_indices must be a JSON integer from 1 to 255"},
-        ),
-        max_length=255,
-        load_default=list,
-        error_messages={
-            "invalid": "known_indices must be a JSON list of x coordinates (1 to 255)",
-            "too_long": "known_indices has {length} entries; there are only {max} x coordinates, "
-            "so it can list at most {max}",
-        },
-        metadata={"description": "x of shares that exist but whose holders will not take part"},
-    )
-    share_limit = StrictInteger(
-        load_default=None,
-        validate=validate.Range(
-            min=3, max=255, error="share_limit must be from required to 255 (the default)"
-        ),
-        error_messages={"invalid": "share_limit must be a JSON integer from required to 255"},
-    )
-
-    @validates_schema(skip_on_field_errors=True)
-    def _room_for_a_check(self, data, **kwargs):
-        """Check the rules that join several fields."""
-        threshold, required = data["secret_threshold"], data["required"]
-        if required is not None and required <= threshold:
-            raise ValidationError(
-                f"required ({required}) must exceed secret_threshold ({threshold}): one share more "
-                "than the threshold is what lets the service catch a wrong one"
-            )
-        known = data["known_indices"]
-        if len(set(known)) != len(known):
-            raise ValidationError("known_indices must not list the same x twice")
-
-
-class AdoptionStatusReply(OmitEmpty):
-    """The adoption's status: GET and every successful PUT of adopt/attempt and adopt/update."""
-
-    omit_empty = ("root_token",)
-
-    started = fields.Boolean(required=True)
-    nonce = fields.String(
-        required=True,
-        metadata={
-            "description": "the adoption's nonce, which every share must carry; in token mode a secret "
-            "of the lead and the holders, shown only with the token the start returned (empty without it)"
-        },
-    )
-    progress = fields.Integer(required=True)
-    required = fields.Integer(required=True)
-    secret_threshold = fields.Integer(required=True)
-    complete = fields.Boolean(required=True)
-    indices = fields.List(
-        fields.Integer(),
-        required=True,
-        metadata={"description": "on completion, every x recorded in the registry as adopted"},
-    )
-    root_token = fields.String(
-        metadata={
-            "description": "token mode, in the start reply only: the operator token, shown this "
-            "once; it cancels this adoption and stays the operator token once the set is adopted"
-        }
-    )

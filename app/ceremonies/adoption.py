@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from .. import shamir
 from ..errors import BadRequest, Conflict
+from ..snapshot import Proof, SealConfig, SnapshotError, opens, parse_proof
 from ..state import ShareRecord, State
 from ..token import authorize, new_token, token_hash
 from .common import ADOPT_URL, MAX_X, Context, custody_digest, verifier
@@ -19,6 +20,7 @@ __all__ = [
     "Adoption",
     "AdoptionStatus",
     "Terms",
+    "Snapshot",
     "authorize_cancel",
     "cancel",
     "check_request",
@@ -47,6 +49,22 @@ class AdoptionStatus:
     indices: tuple[int, ...] = ()
     #: The operator token, in the start reply only (token mode).
     root_token: str = ""
+    #: How the set is checked: "snapshot" (the shares must open the cluster's
+    #: snapshot) or "consistency" (more than t shares must agree).
+    check: str = "consistency"
+    #: What the lead should know about the check, such as a snapshot that cannot prove recovery keys.
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a lead sends of a raft snapshot: its seal configs and its three small files."""
+
+    seal: SealConfig
+    recovery: SealConfig | None
+    meta: bytes
+    sums: bytes
+    sealed: bytes
 
 
 @dataclass(frozen=True)
@@ -57,6 +75,9 @@ class Terms:
     required: int
     known: tuple[int, ...]
     share_limit: int
+    #: The snapshot the combined key must open; None without one, or for recovery keys.
+    proof: Proof | None = None
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -71,10 +92,20 @@ class Adoption:
 
 
 def check_request(
-    secret_threshold: int, required: int | None, known_indices: Sequence[int], share_limit: int | None
+    secret_threshold: int | None,
+    required: int | None,
+    known_indices: Sequence[int],
+    share_limit: int | None,
+    snapshot: Snapshot | None = None,
 ) -> Terms:
-    """Refuse numbers that do not fit together; fill in the defaults."""
-    required = secret_threshold + 1 if required is None else required
+    """Refuse numbers that do not fit together; fill in the defaults (from the snapshot, when sent)."""
+    proof, warnings = None, ()
+    if snapshot is not None:
+        secret_threshold, proof, warnings = _from_snapshot(snapshot, secret_threshold)
+    if secret_threshold is None:
+        raise BadRequest("secret_threshold is required: how many shares rebuild the existing key")
+    least = secret_threshold if proof is not None else secret_threshold + 1
+    required = least if required is None else required
     share_limit = MAX_X if share_limit is None else share_limit
     if not 2 <= secret_threshold < MAX_X:
         raise BadRequest(
@@ -82,7 +113,12 @@ def check_request(
             "than the threshold (required > secret_threshold) to check that they agree, "
             "and no share set has more than 255"
         )
-    if not secret_threshold < required <= MAX_X:
+    if proof is not None and not secret_threshold <= required <= MAX_X:
+        raise BadRequest(
+            f"required must be from the snapshot's threshold ({secret_threshold}) to 255: "
+            "fewer shares rebuild no key to open the snapshot with"
+        )
+    if proof is None and not secret_threshold < required <= MAX_X:
         raise BadRequest(
             f"required must be from secret_threshold + 1 ({secret_threshold + 1}) to 255: "
             "one share more than the threshold is what lets the service catch a wrong one"
@@ -95,7 +131,52 @@ def check_request(
             f"share_limit ({share_limit}) must be at least the number of shares that "
             "already exist (required, and every known index)"
         )
-    return Terms(threshold=secret_threshold, required=required, known=known, share_limit=share_limit)
+    return Terms(
+        threshold=secret_threshold,
+        required=required,
+        known=known,
+        share_limit=share_limit,
+        proof=proof,
+        warnings=warnings,
+    )
+
+
+def _from_snapshot(
+    snapshot: Snapshot, secret_threshold: int | None
+) -> tuple[int, Proof | None, tuple[str, ...]]:
+    """Return the threshold the snapshot gives, its proof (None for recovery keys) and any warning."""
+    try:
+        proof = parse_proof(snapshot.meta, snapshot.sums, snapshot.sealed)
+    except SnapshotError as exc:
+        raise BadRequest(f"snapshot: {exc}") from None
+    seal, warnings = snapshot.seal, ()
+    config, name = seal, "seal config"
+    if seal.type != "shamir":
+        if snapshot.recovery is None:
+            raise BadRequest(
+                f"snapshot: the seal is {seal.type!r} (auto-unseal), so its holders keep recovery keys: "
+                "send recovery_seal_config (core/recovery-seal-config) too"
+            )
+        config, name, proof = snapshot.recovery, "recovery seal config", None
+        warnings = (
+            f"the snapshot cannot prove recovery keys: its SHA256SUMS.sealed is encrypted by the "
+            f"{seal.type} seal, not by a key the recovery keys rebuild; the threshold "
+            f"({config.secret_threshold}) comes from core/recovery-seal-config, and the "
+            "t + 1 consistency check applies",
+        )
+    threshold = config.secret_threshold
+    if secret_threshold is not None and secret_threshold != threshold:
+        raise BadRequest(
+            f"secret_threshold is {secret_threshold}, but the snapshot's {name} says {threshold}: "
+            "the threshold comes from the snapshot; leave secret_threshold out, or check that the "
+            "snapshot is of this cluster"
+        )
+    if threshold < 2:
+        raise BadRequest(
+            f"the snapshot's {name} has threshold {threshold}: that key is not split into shares, "
+            "so there is nothing to adopt"
+        )
+    return threshold, proof, warnings
 
 
 def status(adoption: Adoption | None) -> AdoptionStatus:
@@ -108,7 +189,14 @@ def status(adoption: Adoption | None) -> AdoptionStatus:
         progress=adoption.quorum.progress,
         required=adoption.request.required,
         secret_threshold=adoption.request.threshold,
+        check=_check(adoption.request),
+        warnings=adoption.request.warnings,
     )
+
+
+def _check(request: Terms) -> str:
+    """Name how the set is checked: against the snapshot, or by the consistency of t + 1 shares."""
+    return "snapshot" if request.proof is not None else "consistency"
 
 
 def refuse_second(adoption: Adoption | None) -> None:
@@ -130,6 +218,8 @@ def start(ctx: Context, request: Terms) -> tuple[Adoption, str]:
         required=request.required,
         known_indices=list(request.known),
         share_limit=request.share_limit,
+        check=_check(request),
+        **_snapshot_fields(request.proof),
     )
     hashed = token_hash(root_token) if root_token else ""
     return Adoption(request=request, quorum=quorum, token_hash=hashed), root_token
@@ -175,8 +265,13 @@ def update(ctx: Context, adoption: Adoption, key: str, nonce: str | None) -> Ado
         return complete(ctx, adoption, shares)
 
 
+def _snapshot_fields(proof: Proof | None) -> dict:
+    """Return the trail's fields naming the snapshot (its raft index and term), if any."""
+    return {} if proof is None else {"snapshot_index": proof.index, "snapshot_term": proof.term}
+
+
 def complete(ctx: Context, adoption: Adoption, shares: list[bytes]) -> AdoptionStatus:
-    """Check that the shares lie on one polynomial, then take the key in."""
+    """Check the shares (against the snapshot, or by their agreement), then take the key in."""
     request = adoption.request
     xs = [s[-1] for s in shares]
     basis = shares[: request.threshold]
@@ -192,7 +287,7 @@ def complete(ctx: Context, adoption: Adoption, shares: list[bytes]) -> AdoptionS
             "threshold is not theirs); progress was reset to 0: each holder should check "
             "their share and submit it again"
         )
-    lower = _lower_threshold(shares, request.threshold)
+    lower = _lower_threshold(shares, request.threshold) if len(shares) > request.threshold else None
     if lower is not None:
         ctx.trail.failed("adoption_failed", **adoption.quorum.label, indices=xs)
         raise BadRequest(
@@ -201,6 +296,15 @@ def complete(ctx: Context, adoption: Adoption, shares: list[bytes]) -> AdoptionS
             f"{request.threshold} every share minted here would be one that {lower} others "
             f"make redundant; progress was reset to 0: cancel the adoption and start it again "
             f"with secret_threshold {lower}"
+        )
+    if request.proof is not None and not _opens(basis, request.proof):
+        ctx.trail.failed("adoption_failed", nonce=adoption.quorum.nonce, indices=xs, check="snapshot")
+        raise BadRequest(
+            f"these {len(shares)} shares do not open this cluster's snapshot: the key they rebuild does "
+            "not decrypt its SHA256SUMS.sealed, so at least one is wrong or mistyped, or they belong "
+            "to another cluster, or the snapshot is older than a rekey",
+            "nothing was adopted and progress was reset to 0: each holder can check their share "
+            "offline with 'generate-share snapshot check', and the lead can take a fresh snapshot",
         )
     master = bytearray(shamir.combine(basis))
     try:
@@ -227,6 +331,7 @@ def complete(ctx: Context, adoption: Adoption, shares: list[bytes]) -> AdoptionS
             share_limit=share_limit,
             shares=records,
             token_hash=adoption.token_hash,
+            snapshot=request.proof,
         ),
         "adopted",
         **adoption.quorum.label,
@@ -236,6 +341,8 @@ def complete(ctx: Context, adoption: Adoption, shares: list[bytes]) -> AdoptionS
         submitted=xs,
         known_indices=list(request.known),
         share_limit=share_limit,
+        check=_check(request),
+        **_snapshot_fields(request.proof),
     )
     return AdoptionStatus(
         started=True,
@@ -245,7 +352,18 @@ def complete(ctx: Context, adoption: Adoption, shares: list[bytes]) -> AdoptionS
         secret_threshold=request.threshold,
         complete=True,
         indices=tuple(indices),
+        check=_check(request),
+        warnings=request.warnings,
     )
+
+
+def _opens(shares: list[bytes], proof: Proof) -> bool:
+    """Tell whether the key these shares rebuild opens the snapshot; the key is wiped after."""
+    key = bytearray(shamir.combine(shares))
+    try:
+        return opens(bytes(key), proof)
+    finally:
+        wipe([key])
 
 
 def _predicts(basis: list[bytes], others: list[bytes]) -> bool:

@@ -9,7 +9,8 @@ from dataclasses import dataclass, replace
 from .. import pgp as pgp_module
 from .. import shamir
 from ..encoding import otp_check
-from ..errors import BadRequest, Conflict
+from ..errors import BadRequest, Conflict, Unavailable
+from ..snapshot import opens
 from ..state import ShareRecord, State
 from ..token import authorize
 from .common import (
@@ -239,6 +240,8 @@ def complete(
         )
     x = secrets.choice(free_x(state))
     new_share = bytearray(shamir.interpolate(shares, x))
+    if state.snapshot is not None:
+        _open_snapshot(ctx, state, bytes(new_share), shares, label)
     check = ""
     try:
         if attempt.pgp_key:
@@ -284,6 +287,22 @@ def complete(
         otp_length=otp_length,
         otp_check=check,
     )
+
+
+def _open_snapshot(ctx: Context, state: State, new_share: bytes, shares: list[bytes], label: dict) -> None:
+    """Refuse to issue a share that, with t - 1 of the quorum's, does not open the adopted snapshot."""
+    key = bytearray(shamir.combine([new_share, *shares[: state.threshold - 1]]))
+    try:
+        good = opens(bytes(key), state.snapshot)
+    finally:
+        wipe([key])
+    if not good:
+        ctx.trail.failed("snapshot_check_failed", **label, index=new_share[-1])
+        raise Unavailable(
+            "the new share, with the quorum's others, did not open the cluster snapshot the share "
+            "set was adopted with, so it was not issued and nothing was recorded; this is a fault "
+            "of the service: report it, and retry the ceremony",
+        )
 
 
 def free_x(state: State) -> list[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from ..snapshot import Proof
 from ..state import Head, ShareRecord, State
 
 __all__ = ["Overview", "Registry", "health", "overview", "registry", "writable"]
@@ -23,6 +24,8 @@ class Registry:
     shares: tuple[ShareRecord, ...]
     audit_head: Head
     since: str | None = None
+    #: The cluster snapshot the set is bound to (adopted with one), else None.
+    snapshot: Proof | None = None
 
     @property
     def issued(self) -> int:
@@ -50,6 +53,7 @@ def registry(state: State, head: Head, since: str | None = None) -> Registry:
         shares=state.shares,
         audit_head=head,
         since=since,
+        snapshot=state.snapshot,
     )
 
 

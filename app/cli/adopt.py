@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import click
@@ -10,7 +11,9 @@ from app.cli.client import ADOPT, ADOPT_UPDATE, ATTEMPT
 from app.cli.failure import fail_usage
 from app.cli.options import Options, cancel_ceremony, pass_options
 from app.cli.output import echo_json, progress, root_token_lines, x_list
+from app.cli.snapshot import describe, load_snapshot
 from app.cli.submit import nonce_option, submit_share
+from app.snapshot import Snapshot
 
 __all__ = ["adopt_group"]
 
@@ -50,13 +53,60 @@ def _adoption_lines(s: dict) -> None:
     click.echo(f"Threshold: {s['secret_threshold'] if s['started'] else '-'}")
 
 
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _seal(config) -> dict:
+    return {
+        "type": config.type,
+        "secret_shares": config.secret_shares,
+        "secret_threshold": config.secret_threshold,
+    }
+
+
+def snapshot_body(snap: Snapshot) -> dict:
+    """Return what leaves this machine of a snapshot: its seal configs and three small files."""
+    body = {
+        "seal_config": _seal(snap.seal),
+        "meta": _b64(snap.proof.meta),
+        "sha256sums": _b64(snap.proof.sums),
+        "sealed": _b64(snap.proof.sealed),
+    }
+    if snap.recovery is not None:
+        body["recovery_seal_config"] = _seal(snap.recovery)
+    return body
+
+
+def _snapshot_threshold(snap: Snapshot, given: int | None) -> None:
+    """Refuse a --threshold that disagrees with the snapshot, naming both, before anything is sent."""
+    config = snap.recovery or snap.seal
+    if given is not None and given != config.secret_threshold:
+        fail_usage(
+            f"--threshold is {given}, but the snapshot's "
+            f"{'recovery ' if snap.recovery else ''}seal config says {config.secret_threshold}: "
+            "leave --threshold out (it comes from the snapshot), or check that the snapshot is of "
+            "this cluster"
+        )
+
+
 @adopt_group.command("start")
 @click.option(
     "--threshold",
     "secret_threshold",
     type=int,
-    required=True,
-    help="How many shares rebuild the existing key (Vault's secret_threshold).",
+    default=None,
+    help="How many shares rebuild the existing key (Vault's secret_threshold); "
+    "with --snapshot it comes from the snapshot.",
+)
+@click.option(
+    "--snapshot",
+    "snapshot_path",
+    default=None,
+    metavar="FILE",
+    help="A raft snapshot of the cluster ('bao operator raft snapshot save FILE'): the set is adopted only "
+    "if the shares open it, so t holders suffice. Only its seal config, meta.json, SHA256SUMS and "
+    "SHA256SUMS.sealed are sent; the encrypted store never leaves this machine.",
 )
 @click.option(
     "--required",
@@ -79,9 +129,19 @@ def adopt_start(
     required: int | None,
     known: str | None,
     share_limit: int | None,
+    snapshot_path: str | None,
 ) -> None:
-    """Start adopting a share set split elsewhere (Vault, OpenBao)."""
-    body: dict[str, Any] = {"secret_threshold": secret_threshold}
+    """Start adopting a share set split elsewhere (Vault, OpenBao), proved by its snapshot if given."""
+    body: dict[str, Any] = {}
+    snap = None
+    if snapshot_path is not None:
+        snap = load_snapshot(snapshot_path)  # every refusal here comes before any request
+        _snapshot_threshold(snap, secret_threshold)
+        body["snapshot"] = snapshot_body(snap)
+    elif secret_threshold is None:
+        fail_usage("--threshold is required without --snapshot: how many shares rebuild the existing key")
+    if secret_threshold is not None:
+        body["secret_threshold"] = secret_threshold
     if required is not None:
         body["required"] = required
     if known is not None:
@@ -94,15 +154,24 @@ def adopt_start(
         return
     s = reply.data
     click.echo("Adoption started.")
+    if snap is not None:
+        click.echo(f"Snapshot:  {describe(snap)}")
     _adoption_lines(s)
     if known is not None:
         click.echo(f"Known x:   {x_list(body['known_indices'])} (recorded, not brought)")
     click.echo(f"Announce the nonce to every holder; each of the {s['required']} gives their share with:")
     click.echo(f"  generate-share adopt update --nonce {s['nonce']}")
-    click.echo(
-        f"The share set is adopted only if all {s['required']} shares lie on one polynomial "
-        f"of threshold {s['secret_threshold']}."
-    )
+    for warning in s.get("warnings", ()):
+        click.echo(f"Warning:   {warning}")
+    if s.get("check") == "snapshot":
+        click.echo(
+            f"The share set is adopted only if the {s['required']} shares open this cluster's snapshot."
+        )
+    else:
+        click.echo(
+            f"The share set is adopted only if all {s['required']} shares lie on one polynomial "
+            f"of threshold {s['secret_threshold']}."
+        )
     root_token_lines(s)
     if s.get("root_token"):
         click.echo(
@@ -152,6 +221,14 @@ def adopt_update(options: Options, nonce: str | None) -> None:
         return
     s = done[1]
     t = s["secret_threshold"]
+    if s.get("check") == "snapshot":
+        click.echo(f"The share set is adopted: its {s['required']} shares open this cluster's snapshot.")
+        click.echo(f"Recorded as adopted: x = {x_list(s['indices'])}")
+        click.echo(
+            "Next: mint a replacement with 'generate-share start' and a quorum of updates; the service "
+            "issues it only once it opens the snapshot too."
+        )
+        return
     click.echo(f"The share set is adopted: its {s['required']} shares agree on one key of threshold {t}.")
     click.echo(f"Recorded as adopted: x = {x_list(s['indices'])}")
     click.echo("Next: mint a replacement with 'generate-share start' and a quorum of updates.")

@@ -45,6 +45,12 @@ def shares(options: Options, since: str | None) -> None:
     if since is not None:
         summary += f" since {registry['since'] or since}"
     click.echo(summary)
+    taken = registry.get("snapshot")
+    if taken:
+        click.echo(
+            f"The set is bound to the cluster snapshot taken at raft index {taken['index']}, term "
+            f"{taken['term']}: every share minted here opens it."
+        )
 
 
 @click.command("verify")
