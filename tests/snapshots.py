@@ -109,7 +109,7 @@ class Cluster:
         return (self.count, self.threshold) if self.kind == "shamir" else (1, 1)
 
     def members(
-        self, *, vault: bool = False, multi: bool = False, extra_entries: bytes = b""
+        self, *, vault: bool = False, multi: bool = False, extra_entries: bytes = b"", swapped: bool = False
     ) -> dict[str, bytes]:
         """The four members of this cluster's snapshot."""
         meta = json.dumps(
@@ -126,13 +126,15 @@ class Cluster:
         entries.append(storage_entry("logical/abc/secret", secrets.token_bytes(500)))
         state = b"".join(entries) + extra_entries
         sums = sums_of(meta, state)
+        # OpenBao writes both copies from a Go map: the sealed one may list the lines the other way round.
+        plain = b"".join(reversed(sums.splitlines(keepends=True))) if swapped else sums
         if self.kind != "shamir":  # sealed by the KMS, whose key no holder has
-            sealed = blob_info(secrets.token_bytes(32), sums, vault=vault)
+            sealed = blob_info(secrets.token_bytes(32), plain, vault=vault)
         elif multi:
             other = secrets.token_bytes(32)
-            sealed = multi_wrap([blob_info(other, sums, vault=True), blob_info(self.key, sums, vault=True)])
+            sealed = multi_wrap([blob_info(other, plain, vault=True), blob_info(self.key, plain, vault=True)])
         else:
-            sealed = blob_info(self.key, sums, vault=vault)
+            sealed = blob_info(self.key, plain, vault=vault)
         return {"meta.json": meta, "state.bin": state, "SHA256SUMS": sums, "SHA256SUMS.sealed": sealed}
 
 
