@@ -171,6 +171,7 @@ def test_status_cancel_and_defaults(client):
         "secret_threshold": 0,
         "complete": False,
         "indices": [],
+        "check": "",
     }
     started = client.put(f"{V1}/adopt/attempt", json={"secret_threshold": 3}).get_json()
     assert started["required"] == 4 and started["secret_threshold"] == 3 and started["started"] is True

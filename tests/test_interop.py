@@ -7,11 +7,17 @@ Run with `make interop`; the default `make test` leaves these out (marker
 from __future__ import annotations
 
 import base64
+import json
+import os
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from baoserver import OpenBao
+from baoserver import OpenBao, bao_binary
+from click.testing import CliRunner
 
+from app.cli import cli
 from server import Server
 
 pytestmark = pytest.mark.interop
@@ -169,6 +175,105 @@ def test_a_replacement_recovery_key_generates_a_root_token(tmp_path, service):
         bao.root_token = new_root
         looked_up = bao.call("GET", "/v1/auth/token/lookup-self", token=True)
         assert looked_up.status_code == 200 and looked_up.json()["data"]["policies"] == ["root"]
+
+
+# -- a raft snapshot proves the key: exactly t holders adopt -----------------------------
+
+
+def save_snapshot(bao: OpenBao, path: Path) -> Path:
+    """Take a raft snapshot with OpenBao's own CLI, as an operator would."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BAO_", "VAULT_"))}
+    env |= {"BAO_ADDR": bao.url, "BAO_TOKEN": bao.root_token}
+    done = subprocess.run(
+        [str(bao_binary()), "operator", "raft", "snapshot", "save", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0 and path.stat().st_size > 0, done.stderr
+    return path
+
+
+def cli_run(*args: str, input: str | None = None):
+    result = CliRunner().invoke(cli, list(args), input=input)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
+    assert "Traceback" not in result.output
+    return result
+
+
+def test_exactly_t_holders_adopt_with_a_snapshot_and_the_replacement_unseals_openbao(
+    shamir_bao, service, tmp_path
+):
+    bao, keys = shamir_bao
+    snap = save_snapshot(bao, tmp_path / "raft.snap")
+    brought, away = keys[:3], keys[3:]  # the two away never reach the service
+    known = ",".join(str(x_of(k)) for k in away)
+    started = cli_run(
+        "--address",
+        service.url,
+        "--format",
+        "json",
+        "adopt",
+        "start",
+        "--snapshot",
+        str(snap),
+        "--known",
+        known,
+    )
+    assert started.exit_code == 0, started.output
+    reply = json.loads(started.stdout)
+    assert (reply["secret_threshold"], reply["required"], reply["check"]) == (3, 3, "snapshot")
+    for key in brought:
+        r = service.put(ADOPT_UPDATE, json={"key": key, "nonce": reply["nonce"]})
+        assert r.status_code == 200, r.json()
+    assert r.json()["complete"] is True
+    meta = json.loads(
+        subprocess.run(["tar", "-xzOf", str(snap), "meta.json"], capture_output=True, check=True).stdout
+    )
+    assert service.get(f"{V1}/shares").json()["snapshot"] == {"index": meta["Index"], "term": meta["Term"]}
+    started, done = mint(service, reply["root_token"], brought)
+    new = xor(bytes.fromhex(done["key"]), base64.b64decode(started["otp"]))
+    assert new[-1] not in {x_of(k) for k in keys}
+    last = seal_and_unseal(bao, [b64(new), *away])
+    assert last["sealed"] is False
+    bao.wait_for(sealed=False, active=True)
+
+
+def test_these_shares_against_another_openbaos_snapshot_adopt_nothing(shamir_bao, service, tmp_path):
+    _, keys = shamir_bao
+    with OpenBao(tmp_path / "other") as other:
+        other_keys = other.init(secret_shares=5, secret_threshold=3)["keys_base64"]
+        for key in other_keys[:3]:
+            other.call("PUT", f"{V1}/unseal", {"key": key})
+        other.wait_for(sealed=False, active=True)
+        snap = save_snapshot(other, tmp_path / "other.snap")
+    started = cli_run("--address", service.url, "--format", "json", "adopt", "start", "--snapshot", str(snap))
+    nonce = json.loads(started.stdout)["nonce"]
+    for key in keys[:3]:
+        r = service.put(ADOPT_UPDATE, json={"key": key, "nonce": nonce})
+    assert (
+        r.status_code == 400 and "these 3 shares do not open this cluster's snapshot" in r.json()["errors"][0]
+    )
+    assert service.get(f"{V1}/init").json() == {"initialized": False}
+    assert service.get(ADOPT).json()["progress"] == 0
+
+
+def test_snapshot_check_says_yes_to_a_right_quorum_and_no_to_one_wrong_share(shamir_bao, tmp_path):
+    bao, keys = shamir_bao
+    snap = save_snapshot(bao, tmp_path / "raft.snap")
+    right = cli_run("snapshot", "check", "--snapshot", str(snap), input="\n".join(keys[1:4]) + "\n")
+    assert right.exit_code == 0 and "YES: these 3 shares open this cluster's snapshot" in right.stdout
+    wrong = cli_run(
+        "snapshot",
+        "check",
+        "--snapshot",
+        str(snap),
+        input="\n".join([keys[0], keys[1], altered(keys[2])]) + "\n",
+    )
+    assert wrong.exit_code == 1 and "NO: these 3 shares do not open this cluster's snapshot" in wrong.stdout
+    assert all(k not in right.output + wrong.output for k in keys)
 
 
 # -- the same bad updates, to OpenBao's generate-root and our generate-share ----------

@@ -199,7 +199,7 @@ class AdoptionStatusReply(OmitEmpty):
         required=True,
         metadata={
             "description": "snapshot: the shares must open the cluster's snapshot; consistency: more "
-            "than secret_threshold shares must agree"
+            "than secret_threshold shares must agree; empty when no adoption is in progress"
         },
     )
     warnings = fields.List(

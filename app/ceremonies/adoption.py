@@ -50,8 +50,8 @@ class AdoptionStatus:
     #: The operator token, in the start reply only (token mode).
     root_token: str = ""
     #: How the set is checked: "snapshot" (the shares must open the cluster's
-    #: snapshot) or "consistency" (more than t shares must agree).
-    check: str = "consistency"
+    #: snapshot) or "consistency" (more than t shares must agree); "" when none is started.
+    check: str = ""
     #: What the lead should know about the check, such as a snapshot that cannot prove recovery keys.
     warnings: tuple[str, ...] = ()
 
