@@ -26,10 +26,11 @@ check-gpg:
 	@command -v gpg >/dev/null 2>&1 || { echo "gpg is missing: install it with 'apt-get install gnupg' (Debian/Ubuntu)" >&2; exit 1; }
 
 # The tests run real programs: gpg, for deploy/ nginx, systemd-analyze and
-# openssl, and for the ceremony page Debian's chromium (driven by Playwright,
-# whose own browser download is not used). As root on Debian the missing ones
-# are installed; otherwise the target says which packages to install.
-TEST_TOOLS := gpg:gnupg nginx:nginx systemd-analyze:systemd openssl:openssl chromium:chromium
+# openssl, for the ceremony page Debian's chromium (driven by Playwright,
+# whose own browser download is not used), and for the README's curl
+# ceremony curl, jq and xxd. As root on Debian the missing ones are
+# installed; otherwise the target says which packages to install.
+TEST_TOOLS := gpg:gnupg nginx:nginx systemd-analyze:systemd openssl:openssl chromium:chromium curl:curl jq:jq xxd:xxd
 check-test-tools:
 	@missing=""; for pair in $(TEST_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || [ -x /usr/sbin/$${pair%%:*} ] || missing="$$missing $${pair##*:}"; \

@@ -110,11 +110,13 @@ def test_a_bad_value_in_the_environment_names_its_variable():
         config.from_environ({"GENERATE_SHARE_THREADS": "abc"})
 
 
-# -- the README ------------------------------------------------------------------------
+# -- the deployment guide ------------------------------------------------------------------------
 
 
-def test_the_readme_settings_table_is_the_one_config_prints():
-    readme = (Path(ROOT) / "README.md").read_text()
-    assert config.markdown_table() in readme, "paste the output of `python -m app.config` into the README"
+def test_the_deployment_guides_settings_table_is_the_one_config_prints():
+    guide = (Path(ROOT) / "docs" / "deployment.md").read_text()
+    assert config.markdown_table() in guide, (
+        "paste the output of `python -m app.config` into docs/deployment.md"
+    )
     documented = set(re.findall(r"`(GENERATE_SHARE_[A-Z_]+)`", config.markdown_table()))
     assert documented == {config.PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}

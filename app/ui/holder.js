@@ -133,7 +133,7 @@ export class HolderView {
       fill(
         next,
         el("li", {}, "Download it, and give the file new-share.b64 to the lead (or to the new holder, to whom the lead gives the pad)."),
-        el("li", {}, "The lead unmasks it with the pad: ", el("code", {}, "generate-share decode --otp - --key-file new-share.b64"), " (the pad is asked without echo)."),
+        el("li", {}, "The lead unmasks it with the pad: ", el("code", {}, `generate-share decode --otp - --check ${reply.otp_check || "CHECK"} --key-file new-share.b64`), " (the pad is asked without echo; the check refuses a wrong pad)."),
         el("li", {}, "Everyone checks on the Status view that the registry shows one share more."),
       );
     } else {
