@@ -309,7 +309,8 @@ WE_SAY = {
     "duplicate share": (400, "already submitted", 1),
     "wrong-length share": (400, "expected a share of 33 bytes", 1),
     "bad encoding": (400, "neither hex nor standard base64", 1),
-    "wrong share at the quorum": (400, "did not reconstruct the master key", 0),
+    # Its x was recorded at adoption: the share is checked before it counts.
+    "wrong share at the quorum": (400, "is not the one the service recorded at x", 2),
 }
 
 
@@ -345,7 +346,8 @@ def test_bad_updates_to_openbao_and_to_us(shamir_bao, service, case):
     assert service.put(ATTEMPT, headers=lead(token)).status_code == 200
     ours = run_bad_update(
         lambda key, nonce: service.put(UPDATE, json={"key": key, "nonce": nonce}),
-        lambda: service.get(ATTEMPT).json(),
+        # In token mode only the lead's GET shows the nonce.
+        lambda: service.get(ATTEMPT, headers=lead(token)).json(),
         keys,
         case,
     )
@@ -354,11 +356,12 @@ def test_bad_updates_to_openbao_and_to_us(shamir_bao, service, case):
     status, fragment, progress = WE_SAY[case]
     assert ours[0] == status and fragment in ours[1] and ours[2:] == (progress, True), ours
     # The agreements that matter: a refused update is refused by both, leaves
-    # the nonce as it was, and counts nothing; a wrong share at the quorum
-    # resets both to 0. Where we differ, on purpose: we answer 400 (the
-    # caller's mistake), not 500; in token mode we never echo the current
-    # nonce; and a share of the wrong length is refused the moment it arrives,
-    # where OpenBao counts it and fails the whole quorum later.
-    if case != "wrong-length share":
+    # the nonce as it was, and counts nothing. Where we differ, on purpose: we
+    # answer 400 (the caller's mistake), not 500; in token mode we never echo
+    # the current nonce; a share of the wrong length is refused the moment it
+    # arrives, where OpenBao counts it and fails the whole quorum later; and a
+    # wrong share at an x we recorded is refused before it counts, so the two
+    # good shares stay in, where OpenBao aborts the quorum and spends them.
+    if case not in ("wrong-length share", "wrong share at the quorum"):
         assert (theirs[0] >= 400, theirs[2]) == (ours[0] >= 400, ours[2])
     assert theirs[1].count(keys[0]) == 0 and "nonce for this" not in ours[1]
