@@ -53,7 +53,7 @@ test: $(STAMP_TEST) check-test-tools
 	$(BIN)/python -m pytest tests/test_fuzz.py
 
 soak: $(STAMP_TEST) check-gpg
-	$(BIN)/python -m pytest -m soak -s tests/test_soak.py tests/test_flood.py
+	$(BIN)/python -m pytest -m soak -s tests/test_soak.py tests/test_flood.py tests/test_fair_slots.py
 
 $(STAMP_INTEROP): $(STAMP_TEST)
 	$(BIN)/python -m pip install --quiet -e '.[test,interop]'
