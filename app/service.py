@@ -6,7 +6,8 @@ never touch disk, so a restart cancels them, the safe failure), and hands
 each call to its ceremony's module in ``app.ceremonies``, which checks, takes
 the share and completes, top to bottom. Every write names who sent it
 (``who``, passed by the HTTP layer); a refused write gets its trail line
-here, through ``app.refusals.Trail``, and nowhere else. It imports nothing
+here, through ``app.trail.Trail``, and nowhere else; ``app.ceremonies.slot``
+holds what a slot adds to the ceremony in it. It imports nothing
 from Flask.
 """
 
@@ -15,9 +16,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import ModuleType
-from typing import Any
 
 from . import pgp as pgp_module
 from .audit import NOBODY, RequestInfo
@@ -28,6 +28,7 @@ from .ceremonies.common import (
     Context,
     close,
     load_pgp_key,
+    loaded_keys,
     require_state,
     require_uninitialized,
     utc_now,
@@ -36,12 +37,13 @@ from .ceremonies.custody import Custody
 from .ceremonies.generate import Status
 from .ceremonies.init import InitResult
 from .ceremonies.oversight import Registry
-from .errors import Conflict, ServiceError, Unavailable, reason
+from .ceremonies.slot import Slot, shown
+from .errors import ServiceError, reason
 from .folder import LowDiskGuard
-from .notify import CONFIRM_SECONDS, Notifier
+from .notify import Notifier
 from .records import Store
 from .state import State
-from .token import AUTH_MODES, authorize
+from .token import AUTH_MODES
 from .trail import Trail
 
 __all__ = [
@@ -53,22 +55,6 @@ __all__ = [
     "Registry",
     "Status",
 ]
-
-
-@dataclass
-class Slot:
-    """One ceremony's place in the service: the one in progress, if any."""
-
-    #: How a refusal names it ("the attempt", "the adoption").
-    name: str
-    current: Any = None
-    #: True while its start event waits for the receivers (GENERATE_SHARE_NOTIFY_REQUIRED).
-    unconfirmed: bool = False
-
-    def clear(self) -> None:
-        """Leave the slot empty: the ceremony completed, was cancelled or did not start."""
-        self.current = None
-        self.unconfirmed = False
 
 
 class GenerateShareService:
@@ -124,15 +110,9 @@ class GenerateShareService:
             share_limit = init.check_request(secret_shares, secret_threshold, pgp_keys, share_limit)
             with self._lock:
                 self._require_uninitialized()  # before any gpg runs: a refusal costs nothing
-            keys: list[pgp_module.PublicKey] = []
-            try:
-                for i, data in enumerate(pgp_keys or []):
-                    keys.append(load_pgp_key(ctx.pgp, data, f"pgp_keys[{i}]"))
-                with self._lock:
-                    self._require_uninitialized()  # again: another init may have won meanwhile
-                    return init.initialize(ctx, keys, secret_shares, secret_threshold, share_limit)
-            finally:
-                close(*keys)  # each loaded key keeps a private GnuPG home until closed
+            with loaded_keys(ctx.pgp, pgp_keys or (), "pgp_keys") as keys, self._lock:
+                self._require_uninitialized()  # again: another init may have won meanwhile
+                return init.initialize(ctx, keys, secret_shares, secret_threshold, share_limit)
 
     # -- the share generation attempt --------------------------------------
 
@@ -141,7 +121,7 @@ class GenerateShareService:
         with self._lock:
             state = self._state()
             reply = generate.status(state, self._attempt.current, token_mode=self._ctx.token_mode)
-            return self._shown(reply, token, state.token_hash)
+            return shown(reply, token, state.token_hash) if self._ctx.token_mode else reply
 
     def authorize_lead(self, token: str | None, *, who: RequestInfo = NOBODY) -> None:
         """Refuse, in token mode, a caller without the operator token (before reading its body)."""
@@ -171,7 +151,7 @@ class GenerateShareService:
             except BaseException:
                 close(key)  # a refused start keeps no GnuPG home
                 raise
-            self._confirm(seq, slot, attempt, lambda: generate.cancel(ctx, attempt))
+            slot.confirm(self._notifier, self._lock, seq, attempt, lambda: generate.cancel(ctx, attempt))
             return reply
 
     def cancel(self, token: str | None = None, *, who: RequestInfo = NOBODY) -> None:
@@ -188,7 +168,7 @@ class GenerateShareService:
         with self._call(who) as ctx, self._lock:
             state = self._state()
             attempt = generate.require_attempt(self._attempt.current)
-            self._refuse_unconfirmed(self._attempt)
+            self._attempt.refuse_unconfirmed()
             reply = generate.update(ctx, state, attempt, key, nonce)
             if reply.complete:
                 self._attempt.clear()
@@ -201,7 +181,9 @@ class GenerateShareService:
         with self._lock:
             current = self._adoption.current
             reply = adoption.status(current)
-            return self._shown(reply, token, current.token_hash if current is not None else "")
+            if not self._ctx.token_mode:
+                return reply
+            return shown(reply, token, current.token_hash if current is not None else "")
 
     def start_adoption(
         self,
@@ -226,7 +208,7 @@ class GenerateShareService:
                 if not self._notifier.required:
                     return reply
                 slot.unconfirmed, seq = True, self.trail.head.seq
-            self._confirm(seq, slot, current, lambda: adoption.cancel(ctx, current))
+            slot.confirm(self._notifier, self._lock, seq, current, lambda: adoption.cancel(ctx, current))
             return reply
 
     def cancel_adoption(self, token: str | None = None, *, who: RequestInfo = NOBODY) -> None:
@@ -243,7 +225,7 @@ class GenerateShareService:
         """Take one existing share; with ``required`` of them, adopt the set (app.ceremonies.adoption)."""
         with self._call(who) as ctx, self._lock:
             current = adoption.require_adoption(self._adoption.current)
-            self._refuse_unconfirmed(self._adoption)
+            self._adoption.refuse_unconfirmed()
             reply = adoption.update(ctx, current, key, nonce)
             if reply.complete:
                 self._adoption.clear()
@@ -263,8 +245,7 @@ class GenerateShareService:
 
     def health(self) -> dict:
         """Report what a probe or a holder may know at a glance."""
-        can_write = oversight.writable(self.trail.path)  # outside the lock: system calls
-        low_disk = self.low_disk()
+        can_write, low_disk = self._disk()
         with self._lock:
             return oversight.health(
                 self.trail.state,
@@ -274,14 +255,9 @@ class GenerateShareService:
                 can_write=can_write,
             ) | {"low_disk": low_disk}
 
-    def low_disk(self) -> bool:
-        """Tell whether the data folder is below GENERATE_SHARE_MIN_FREE_MB (refusals then only counted)."""
-        return self.trail.guard.low()
-
     def overview(self) -> oversight.Overview:
         """Gather the numbers a metrics scrape shows, all of them public."""
-        can_write = oversight.writable(self.trail.path)
-        low_disk = self.low_disk()
+        can_write, low_disk = self._disk()
         with self._lock:
             attempt = self._attempt.current
             numbers = oversight.overview(
@@ -300,19 +276,6 @@ class GenerateShareService:
 
     # -- helpers ----------------------------------------------------------
 
-    def _shown(self, reply, token: str | None, token_hash: str):
-        """Leave a status's nonce out in token mode unless the request carries the lead's token.
-
-        The nonce is then the secret that keeps strangers out of the quorum:
-        the lead announces it to the holders. A wrong token is refused.
-        """
-        if not self._ctx.token_mode or not reply.nonce:
-            return reply
-        if token is None:
-            return replace(reply, nonce="")
-        authorize(token, token_hash)
-        return reply
-
     @contextmanager
     def _call(self, who: RequestInfo) -> Iterator[Context]:
         """Give one write its context; write its refusal, if it is refused, to the trail (coalesced).
@@ -328,32 +291,12 @@ class GenerateShareService:
                     ctx.trail.refuse(reason(exc.messages))
             raise
 
-    def _confirm(self, seq: int, slot: Slot, ceremony, cancel: Callable[[], None]) -> None:
-        """Wait, outside the lock, until every receiver accepted line ``seq``; else cancel and refuse."""
-        # Outside the lock: a receiver that hangs delays only this start, not
-        # health probes or other requests; holders meanwhile get a Conflict.
-        accepted = self._notifier.confirm(seq, CONFIRM_SECONDS)
-        with self._lock:
-            if slot.current is not ceremony:
-                raise Conflict(f"{slot.name} was cancelled while its start event was being delivered")
-            slot.unconfirmed = False
-            if accepted:
-                return
-            cancel()
-            slot.clear()
-        raise Unavailable(
-            f"{slot.name} did not start: GENERATE_SHARE_NOTIFY_REQUIRED is on and a notification "
-            f"receiver did not accept its start event within {CONFIRM_SECONDS:g} s (refused, "
-            "unreachable or slow); nothing started: retry once every receiver is reachable"
-        )
+    def _disk(self) -> tuple[bool, bool]:
+        """Tell whether the data folder can be written, and whether it is below GENERATE_SHARE_MIN_FREE_MB.
 
-    def _refuse_unconfirmed(self, slot: Slot) -> None:
-        """Refuse a share for a ceremony whose start the receivers have not yet accepted."""
-        if slot.unconfirmed:
-            raise Conflict(
-                "this ceremony's start is still waiting for the notification receivers to accept "
-                "it; submit the share once the lead has the start reply"
-            )
+        Called outside the lock: both are system calls.
+        """
+        return oversight.writable(self.trail.path), self.trail.guard.low()
 
     def _state(self) -> State:
         return require_state(self.trail.state)

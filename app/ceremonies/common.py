@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import ModuleType
@@ -112,6 +113,18 @@ def load_pgp_key(pgp: ModuleType, data: bytes, name: str) -> pgp_module.PublicKe
         return pgp.load_public_key(data)
     except pgp.PGPError as exc:
         raise BadRequest(f"{name}: {exc}") from None
+
+
+@contextmanager
+def loaded_keys(pgp: ModuleType, keys: Sequence[bytes], name: str) -> Iterator[list[pgp_module.PublicKey]]:
+    """Load each of ``keys`` (a bad one refused as ``name[i]``); release every loaded one at the end."""
+    loaded: list[pgp_module.PublicKey] = []
+    try:
+        for i, data in enumerate(keys):
+            loaded.append(load_pgp_key(pgp, data, f"{name}[{i}]"))
+        yield loaded
+    finally:
+        close(*loaded)  # each loaded key keeps a private GnuPG home until closed
 
 
 def encrypt(pgp: ModuleType, data: bytes, key: pgp_module.PublicKey) -> bytes:
