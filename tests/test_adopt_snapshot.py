@@ -173,6 +173,15 @@ def test_recovery_keys_cannot_be_proved_and_keep_the_t_plus_1_check(client):
     assert client.get(f"{V1}/shares").get_json()["snapshot"] is None
 
 
+@pytest.mark.parametrize("kind, part", [("shamir", "seal_config"), ("awskms", "recovery_seal_config")])
+def test_a_snapshot_threshold_of_255_leaves_no_x_for_a_new_share(client, kind, part):
+    snap = snapshot_field(Cluster(kind=kind))
+    snap[part] |= {"secret_shares": 255, "secret_threshold": 255}
+    r = client.put(ADOPT, json={"snapshot": snap})
+    assert_error(r, 400, "has threshold 255: every one of the 255 x coordinates then holds a share")
+    assert client.get(ADOPT).get_json()["started"] is False
+
+
 def test_without_a_snapshot_the_threshold_is_still_required(client):
     assert_error(client.put(ADOPT, json={}), 400, "secret_threshold is required")
     started = client.put(ADOPT, json={"secret_threshold": 3}).get_json()

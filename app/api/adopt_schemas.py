@@ -6,7 +6,7 @@ in the archive (a few hundred bytes; state.bin, the encrypted store, never).
 Kept apart from app/api/schemas.py (which re-exports them), which is at its size limit.
 """
 
-from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from ..snapshot import SealConfig
 from .fieldtypes import Base64Bytes, OmitEmpty, RequestBody, ShortList, StrictInteger
@@ -156,21 +156,6 @@ class AdoptRequest(RequestBody):
             "adopted only if the shares' key opens the snapshot"
         },
     )
-
-    @validates_schema(skip_on_field_errors=True)
-    def _room_for_a_check(self, data, **kwargs):
-        """Check the rules that join several fields."""
-        threshold, required = data["secret_threshold"], data["required"]
-        if threshold is None and data["snapshot"] is None:
-            raise ValidationError("secret_threshold is required: how many shares rebuild the existing key")
-        if data["snapshot"] is None and required is not None and required <= threshold:
-            raise ValidationError(
-                f"required ({required}) must exceed secret_threshold ({threshold}): one share more "
-                "than the threshold is what lets the service catch a wrong one"
-            )
-        known = data["known_indices"]
-        if len(set(known)) != len(known):
-            raise ValidationError("known_indices must not list the same x twice")
 
 
 class AdoptionStatusReply(OmitEmpty):

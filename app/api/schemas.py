@@ -8,10 +8,8 @@ message is a sentence that says what is expected.
 from marshmallow import (
     EXCLUDE,
     Schema,
-    ValidationError,
     fields,
     validate,
-    validates_schema,
 )
 
 from .adopt_schemas import (  # noqa: F401 (the document names them here)
@@ -115,25 +113,6 @@ class InitRequest(RequestBody):
         error_messages={"invalid": "share_limit must be a JSON integer from secret_shares to 255"},
         metadata={"description": "the most shares that may ever exist; fixed at init (default 255)"},
     )
-
-    @validates_schema(skip_on_field_errors=True)
-    def _threshold_fits(self, data, **kwargs):
-        """Check the rules that join several fields."""
-        shares, threshold = data["secret_shares"], data["secret_threshold"]
-        if threshold > shares:
-            raise ValidationError(f"secret_threshold ({threshold}) must not exceed secret_shares ({shares})")
-        limit = data.get("share_limit")
-        if limit is not None and limit < shares:
-            raise ValidationError(
-                f"share_limit ({limit}) must be at least secret_shares ({shares}): "
-                "the limit counts the shares made at init too"
-            )
-        keys = data.get("pgp_keys")
-        if keys is not None and len(keys) != shares:
-            raise ValidationError(
-                f"pgp_keys has {len(keys)} entries; it must have exactly secret_shares "
-                f"({shares}), one PGP key per share"
-            )
 
 
 class AttemptRequest(RequestBody):

@@ -98,7 +98,12 @@ def check_request(
     share_limit: int | None,
     snapshot: Snapshot | None = None,
 ) -> Terms:
-    """Refuse numbers that do not fit together; fill in the defaults (from the snapshot, when sent)."""
+    """Refuse numbers that do not fit together; fill in the defaults (from the snapshot, when sent).
+
+    Each number's own range is checked once, by the request's schema
+    (app/api/adopt_schemas.py, which the OpenAPI document shows); this checks
+    only how they fit together, and with the snapshot, which only this knows.
+    """
     proof, warnings = None, ()
     if snapshot is not None:
         secret_threshold, proof, warnings = _from_snapshot(snapshot, secret_threshold)
@@ -107,25 +112,19 @@ def check_request(
     least = secret_threshold if proof is not None else secret_threshold + 1
     required = least if required is None else required
     share_limit = MAX_X if share_limit is None else share_limit
-    if not 2 <= secret_threshold < MAX_X:
-        raise BadRequest(
-            f"secret_threshold must be from 2 to {MAX_X - 1}: adoption needs more shares "
-            "than the threshold (required > secret_threshold) to check that they agree, "
-            "and no share set has more than 255"
-        )
-    if proof is not None and not secret_threshold <= required <= MAX_X:
+    if proof is not None and required < secret_threshold:
         raise BadRequest(
             f"required must be from the snapshot's threshold ({secret_threshold}) to 255: "
             "fewer shares rebuild no key to open the snapshot with"
         )
-    if proof is None and not secret_threshold < required <= MAX_X:
+    if proof is None and required <= secret_threshold:
         raise BadRequest(
-            f"required must be from secret_threshold + 1 ({secret_threshold + 1}) to 255: "
-            "one share more than the threshold is what lets the service catch a wrong one"
+            f"required ({required}) must exceed secret_threshold ({secret_threshold}): one share more "
+            "than the threshold is what lets the service catch a wrong one"
         )
     known = tuple(sorted(set(known_indices)))
-    if len(known) != len(known_indices) or any(not 1 <= x <= MAX_X for x in known):
-        raise BadRequest("known_indices must list distinct x coordinates from 1 to 255")
+    if len(known) != len(known_indices):
+        raise BadRequest("known_indices must not list the same x twice")
     if share_limit < max(required, len(known)):
         raise BadRequest(
             f"share_limit ({share_limit}) must be at least the number of shares that "
@@ -175,6 +174,11 @@ def _from_snapshot(
         raise BadRequest(
             f"the snapshot's {name} has threshold {threshold}: that key is not split into shares, "
             "so there is nothing to adopt"
+        )
+    if threshold >= MAX_X:
+        raise BadRequest(
+            f"the snapshot's {name} has threshold {threshold}: every one of the {MAX_X} x coordinates "
+            "then holds a share that is needed, so there is no x left for a new share to adopt the set for"
         )
     return threshold, proof, warnings
 

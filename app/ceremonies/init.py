@@ -32,19 +32,27 @@ class InitResult:
 def check_request(
     secret_shares: int, secret_threshold: int, pgp_keys: Sequence[bytes] | None, share_limit: int | None
 ) -> int:
-    """Refuse numbers that do not fit together; return the share limit to use."""
-    share_limit = MAX_X if share_limit is None else share_limit
-    if not 2 <= secret_threshold <= secret_shares <= share_limit <= MAX_X:
+    """Refuse numbers that do not fit together; return the share limit to use.
+
+    Each number's own range is checked once, by the request's schema
+    (app/api/schemas.py, which the OpenAPI document shows); this checks only
+    how they fit together.
+    """
+    if secret_threshold > secret_shares:
         raise BadRequest(
-            "secret_threshold, secret_shares and share_limit must satisfy "
-            "2 <= secret_threshold <= secret_shares <= share_limit <= 255"
+            f"secret_threshold ({secret_threshold}) must not exceed secret_shares ({secret_shares})"
+        )
+    if share_limit is not None and share_limit < secret_shares:
+        raise BadRequest(
+            f"share_limit ({share_limit}) must be at least secret_shares ({secret_shares}): "
+            "the limit counts the shares made at init too"
         )
     if pgp_keys is not None and len(pgp_keys) != secret_shares:
         raise BadRequest(
             f"pgp_keys has {len(pgp_keys)} entries; it must have exactly "
             f"secret_shares ({secret_shares}), one PGP key per share"
         )
-    return share_limit
+    return MAX_X if share_limit is None else share_limit
 
 
 def initialize(
