@@ -73,7 +73,8 @@ $(STAMP_BENCH): $(STAMP_TEST)
 
 # Every benchmark in bench/ (pytest-benchmark) plus wrk and ceremony timings
 # against the real server and a real OpenBao (the interop extra); writes
-# bench/RESULTS.md. About 8 minutes.
+# bench/RESULTS.md, with the targets of the report it replaces beside its own.
+# About 6 minutes.
 bench: $(STAMP_BENCH) check-gpg
 	@command -v wrk >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk; }
 	$(BIN)/python bench/run.py

@@ -76,6 +76,8 @@ BAO_ATTEMPT = f"{V1}/generate-root-token/attempt"
 BAO_UPDATE = f"{V1}/generate-root-token/update"
 # Figures the closing analysis (section 6) reads, filled in as the sections run.
 NOTES: dict[str, float] = {}
+#: This run's figures of the rows "Before and after" carries beside the targets, as printed.
+NOTES_ROWS: dict[str, str] = {}
 GROWTH_T = (2, 3, 5, 10, 32, 64, 128, 254)  # a ceremony at t = 255 has no free x left
 FULL_REGISTRY = 200  # shares issued before the "full registry" ceremonies are timed
 
@@ -171,6 +173,58 @@ def machine() -> list[str]:
         f"{platform.system()} {platform.release()}",
         f"- {run_text('gpg', '--version')}; {run_text('wrk', '--version')}",
     ]
+
+
+def commit() -> str:
+    """Name the commit measured, and say whether the work tree differs from it."""
+    head = run_text("git", "-C", str(ROOT), "log", "-1", "--format=%h %s")[:100]
+    dirty = run_text("git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no")
+    return f"{head}{' (with uncommitted changes)' if dirty not in ('', 'unknown') else ''}"
+
+
+#: The rows of an earlier report that "Before and after" sets beside this run's:
+#: every target, and the in-process GET (the request path without sockets or wrk).
+CARRIED_ROWS = ("bare app", "service")
+
+
+def earlier(path: Path) -> tuple[list[str], dict[str, str]] | None:
+    """Read an earlier report: the facts of its head, and a figure per carried row (by its first cell)."""
+    if not path.is_file():
+        return None
+    lines = path.read_text(encoding="utf-8").splitlines()
+    facts = [line for line in lines if line.startswith(("- Date:", "- Commit:", "- CPU:", "- Load average"))]
+    figures: dict[str, str] = {}
+    section = ""
+    for line in lines:
+        if line.startswith("## "):
+            section = line
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        header = cells[0] in ("target", "row") or set(cells[0]) <= {"-"}
+        if not line.startswith("|") or len(cells) < 2 or header or cells[0] in figures:
+            continue
+        if section == "## Targets" or cells[0] in CARRIED_ROWS:
+            figures[cells[0]] = cells[1]
+    return facts, figures
+
+
+def before_and_after(previous: tuple[list[str], dict[str, str]], now: dict[str, str]) -> list[str]:
+    """Return the section that keeps the earlier run's figures beside this run's."""
+    facts, then = previous
+    out = Report()
+    out.add(
+        "## Before and after",
+        "",
+        "The run this report replaced (`make bench` compares with the bench/RESULTS.md it finds, "
+        "or with `--previous FILE`), row by row; figures of different runs differ by the machine's "
+        "load as well:",
+        "",
+        *facts,
+        "",
+    )
+    rows = [[name, then.get(name, "—"), figure] for name, figure in now.items()]
+    rows += [[name, figure, "—"] for name, figure in then.items() if name not in now]
+    out.table(["row", "before", "now"], rows)
+    return out.lines
 
 
 def loadavg() -> str:
@@ -470,6 +524,8 @@ def in_process(workdir: Path, requests: int) -> list[list[str]]:
     NOTES.update(
         get_bare=bare, get_service=full, get_no_limit=no_limit, get_no_log=no_log, get_no_hooks=no_hooks
     )
+
+    NOTES_ROWS.update({"bare app": fmt(bare), "service": fmt(full)})
 
     def row(what: str, seconds: float) -> list[str]:
         """Return a table row: the time and how much more than the bare app it is."""
@@ -1178,7 +1234,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke run, figures not meaningful")
     parser.add_argument("--output", type=Path, default=BENCH / "RESULTS.md")
+    parser.add_argument(
+        "--previous", type=Path, help="an earlier report to compare with (default: the output file as found)"
+    )
     args = parser.parse_args()
+    previous = earlier(args.previous or args.output)
     settings = Settings.quick() if args.quick else Settings()
     for tool in ("wrk", "gpg"):
         if shutil.which(tool) is None:
@@ -1208,6 +1268,7 @@ def main() -> int:
         + (" **Quick run: the figures are not meaningful.**" if args.quick else ""),
         "",
         f"- Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; the run took {minutes:.1f} min",
+        f"- Commit: {commit()}",
         *machine(),
         f"- Load average (1 min) at start {start_load}, at end {loadavg()}: other work on the "
         "machine shows as noise in every figure",
@@ -1218,6 +1279,11 @@ def main() -> int:
     summary = [[what, figure, "met" if met else "**not met**"] for what, figure, met in report.verdicts]
     body = Report()
     body.table(["target", "measured", ""], summary)
+    if previous is not None:
+        now = {what: figure for what, figure, _ in report.verdicts} | {
+            row: NOTES_ROWS[row] for row in CARRIED_ROWS if row in NOTES_ROWS
+        }
+        body.add(*before_and_after(previous, now))
     args.output.write_text("\n".join([*head, *body.lines, *report.lines]).rstrip() + "\n")
     print(f"wrote {args.output} in {minutes:.1f} min")
     return 0
