@@ -3,7 +3,7 @@
 Only what the check needs leaves the lead's machine: the seal configs read
 from state.bin, and meta.json, SHA256SUMS and SHA256SUMS.sealed as they are
 in the archive (a few hundred bytes; state.bin, the encrypted store, never).
-Kept apart from app/api/schemas.py (which re-exports them), which is at its size limit.
+Kept apart from app/api/schemas.py, which re-exports them.
 """
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
@@ -138,7 +138,11 @@ class AdoptRequest(RequestBody):
             "too_long": "known_indices has {length} entries; there are only {max} x coordinates, "
             "so it can list at most {max}",
         },
-        metadata={"description": "x of shares that exist but whose holders will not take part"},
+        # Its default is [], so marshmallow does not allow None; the body's null is dropped first.
+        metadata={
+            "description": "x of shares that exist but whose holders will not take part",
+            "nullable": True,
+        },
     )
     share_limit = StrictInteger(
         load_default=None,
@@ -146,6 +150,7 @@ class AdoptRequest(RequestBody):
             min=3, max=255, error="share_limit must be from required to 255 (the default)"
         ),
         error_messages={"invalid": "share_limit must be a JSON integer from required to 255"},
+        metadata={"description": "the most shares that may ever exist (default 255)"},
     )
     snapshot = fields.Nested(
         SnapshotRequest,
@@ -163,12 +168,30 @@ class AdoptionStatusReply(OmitEmpty):
 
     omit_empty = ("root_token", "warnings")
 
-    started = fields.Boolean(required=True)
-    nonce = fields.String(required=True)
-    progress = fields.Integer(required=True)
-    required = fields.Integer(required=True)
-    secret_threshold = fields.Integer(required=True)
-    complete = fields.Boolean(required=True)
+    started = fields.Boolean(
+        required=True,
+        metadata={"description": "whether an adoption is in progress (or, with complete, just ended)"},
+    )
+    nonce = fields.String(
+        required=True,
+        metadata={
+            "description": "the adoption's nonce, sent with every share; empty when none is in progress"
+        },
+    )
+    progress = fields.Integer(
+        required=True, metadata={"description": "how many distinct shares the adoption holds"}
+    )
+    required = fields.Integer(
+        required=True,
+        metadata={"description": "how many shares complete the adoption; 0 when none is in progress"},
+    )
+    secret_threshold = fields.Integer(
+        required=True,
+        metadata={"description": "the threshold of the share set; 0 when none is in progress"},
+    )
+    complete = fields.Boolean(
+        required=True, metadata={"description": "true in the reply that adopts the set"}
+    )
     indices = fields.List(
         fields.Integer(),
         required=True,

@@ -177,6 +177,8 @@ class RequestBody(Schema):
 
     class Meta:
         unknown = EXCLUDE
+        # What the document says of every request body (apispec reads Meta.description).
+        description = "Unknown fields are ignored; a null field counts as absent."
 
     @pre_load
     def _drop_absent(self, data, **kwargs):

@@ -3,8 +3,11 @@
 ``build_spec(app)`` walks ``app.url_map`` (apispec-webframeworks' Flask plugin
 assumes one rule per view, and every view here has two: ``/v1/sys`` and the
 bare ``/sys``), documents the ``/v1/sys`` rules with apispec's
-MarshmallowPlugin, and names the aliases in the description only. Each
-operation's refusals (app/api/contract.py) become example replies per status.
+MarshmallowPlugin, and names the aliases in the description only. What a
+field means, and any fact of its JSON form (a pattern, a bound, a type its
+class does not give), is in that field's ``metadata``, which the plugin passes
+through: this module restates none of it. Each operation's refusals
+(app/api/contract.py) become example replies per status.
 ``make openapi`` (which calls ``main``) rewrites ``docs/openapi.json`` and its
 Markdown rendering ``docs/API.md`` (app/api/reference.py); the test suite
 compares both with the code.
@@ -24,6 +27,7 @@ from marshmallow import Schema
 from . import schemas as s
 from .common import SAFE_METHODS
 from .contract import CROSS_SITE_ORIGIN, ERROR_TEXT, OPERATIONS, SHARED_REFUSALS, Operation, Refusal
+from .fieldtypes import Base64Bytes, HexBytes
 from .lifecycle import CROSS_SITE_HELP
 from .oversight import VERSION
 from .reference import render_markdown
@@ -78,100 +82,6 @@ TAGS = {
     "openapi": "This contract, as an OpenAPI 3 document.",
 }
 
-# Fields the MarshmallowPlugin cannot know from the field classes alone.
-_PROPERTY_FIXES = {
-    ("StatusReply", "key"): {"type": "string", "pattern": "^([0-9a-f]{2})*$"},
-    ("StatusReply", "key_base64"): {"type": "string", "format": "byte"},
-    ("StatusReply", "progress"): {"type": "integer", "minimum": 0},
-    ("InitReply", "keys"): {"type": "array", "items": {"type": "string", "pattern": "^([0-9a-f]{2})+$"}},
-    ("InitReply", "keys_base64"): {"type": "array", "items": {"type": "string", "format": "byte"}},
-    ("ShareRecordReply", "verified_at"): {"type": "string", "nullable": True},
-    ("ErrorReply", "errors"): {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
-}
-
-# What each field means, where its marshmallow field carries no description.
-_FIELD_DOCS = {
-    "InitRequest": {
-        "secret_shares": "how many shares to create",
-        "secret_threshold": "how many shares rebuild the key",
-        "pgp_keys": "one base64 OpenPGP public key per share: share i is encrypted to key i",
-    },
-    "AttemptRequest": {
-        "pgp_key": "the new holder's OpenPGP public key, base64 of the binary or armored key: the new "
-        "share is encrypted to it (an empty string counts as absent)",
-    },
-    "UpdateRequest": {
-        "key": "one existing share, as hex or standard base64",
-        "nonce": "the nonce of the ceremony in progress; required when the server sets "
-        "GENERATE_SHARE_REQUIRE_NONCE (an empty string counts as absent)",
-    },
-    "VerifyRequest": {"key": "the share you hold, as hex or standard base64"},
-    "AdoptRequest": {
-        "secret_threshold": "how many shares rebuild the existing key",
-        "share_limit": "the most shares that may ever exist (default 255)",
-    },
-    "SharesQuery": {
-        "since": "an RFC 3339 time with a zone: `verified` then counts the shares verified since "
-        "then, and `since` in the reply repeats it in UTC",
-    },
-    "StatusReply": {
-        "started": "whether an attempt is in progress (or, with complete, just ended)",
-        "nonce": "the attempt's nonce, sent with every share; empty when no attempt is in progress",
-        "progress": "how many distinct shares the attempt holds",
-        "required": "how many shares complete the attempt: the threshold",
-        "pgp_fingerprint": "the fingerprint of the new holder's PGP key (lowercase hex); empty without one",
-        "complete": "true in the one reply that carries the new share",
-    },
-    "InitReply": {
-        "keys": "the shares as hex (or the OpenPGP messages that encrypt them)",
-        "keys_base64": "the same bytes as keys, base64",
-        "pgp_fingerprints": "the fingerprint of the key each share is encrypted to; empty without pgp_keys",
-    },
-    "InitStatusReply": {"initialized": "whether the service holds a master key (made here or adopted)"},
-    "ShareRecordReply": {
-        "index": "the share's x, from 1 to 255",
-        "origin": "init, generate-share or adopted",
-        "issued_at": "when it was issued or adopted, RFC 3339 in UTC",
-        "pgp_fingerprint": "the key it was encrypted to; empty for none",
-    },
-    "AuditHeadReply": {
-        "seq": "the number of the last line of the audit trail",
-        "hash": "the SHA-256 of that line, hex",
-    },
-    "SharesReply": {
-        "threshold": "how many shares rebuild the key",
-        "share_limit": "the most shares that may ever exist",
-        "issued": "how many shares exist",
-        "shares": "every share ever issued or adopted",
-        "audit_head": "the last line of the audit trail; note it to catch lines cut from the end",
-        "since": "the `since` of the query in UTC, or null",
-    },
-    "HealthReply": {
-        "initialized": "whether the service holds a master key",
-        "generate_share_in_progress": "whether a generate-share attempt is in progress",
-        "adoption_in_progress": "whether an adoption is in progress",
-        "share_limit": "the most shares that may ever exist; null before init",
-        "shares_issued": "how many shares exist; 0 before init",
-        "version": "the version of the service",
-    },
-    "ErrorReply": {"errors": "sentences that say what was wrong and what is expected"},
-    "CustodyReply": {
-        "valid": "whether the share is the one the service recorded at its x",
-        "index": "the share's x (only when valid)",
-        "origin": "init, generate-share or adopted (only when valid)",
-        "issued_at": "when it was issued (only when valid)",
-        "verified_at": "when its holder proved custody, now included (only when valid)",
-    },
-    "AdoptionStatusReply": {
-        "started": "whether an adoption is in progress (or, with complete, just ended)",
-        "nonce": "the adoption's nonce, sent with every share; empty when none is in progress",
-        "progress": "how many distinct shares the adoption holds",
-        "required": "how many shares complete the adoption; 0 when none is in progress",
-        "secret_threshold": "the threshold of the share set; 0 when none is in progress",
-        "complete": "true in the reply that adopts the set",
-    },
-}
-
 
 def _headers() -> dict:
     """Return the headers every reply carries, as OpenAPI header objects."""
@@ -190,8 +100,8 @@ def _json(schema_ref: str | dict) -> dict:
 def _add_components(spec: APISpec) -> None:
     """Register every schema, the shared headers and the error responses."""
     plugin = next(p for p in spec.plugins if isinstance(p, MarshmallowPlugin))
-    plugin.map_to_openapi_type(s.Base64Bytes, "string", "byte")
-    plugin.map_to_openapi_type(s.HexBytes, "string", None)
+    plugin.map_to_openapi_type(Base64Bytes, "string", "byte")
+    plugin.map_to_openapi_type(HexBytes, "string", None)
     names = {"ErrorReply"} | {
         name for op in OPERATIONS.values() for name in (op.reply, op.request) if isinstance(name, str)
     }
@@ -277,46 +187,12 @@ def _schema(name: str) -> type[Schema]:
     return schema
 
 
-def _fix_schemas(schemas: dict) -> None:
-    """Write into the schemas what the request contract adds to marshmallow's view."""
-    for (name, prop), value in _PROPERTY_FIXES.items():
-        properties = schemas.get(name, {}).get("properties", {})
-        if prop in properties:
-            description = (
-                {"description": properties[prop]["description"]} if "description" in properties[prop] else {}
-            )
-            properties[prop] = value | description
-    for name, schema in schemas.items():
-        cls = getattr(s, name, None)
-        if not (isinstance(cls, type) and issubclass(cls, s.RequestBody)):
-            continue
-        required = set(schema.get("required", ()))
-        for prop, definition in schema["properties"].items():
-            if prop not in required:
-                definition["nullable"] = True  # null counts as absent
-        schema["description"] = (
-            f"{schema.get('description', '')} Unknown fields are ignored; a null field counts as absent."
-        ).strip()
-
-
-def _describe(schemas: dict, paths: dict) -> None:
-    """Give every schema its class's docstring, and every field and parameter its meaning."""
+def _describe(schemas: dict) -> None:
+    """Give every schema without a description of its own its class's docstring."""
     for name, schema in schemas.items():
         cls = getattr(s, name, None)
         if cls is not None and cls.__doc__ and "description" not in schema:
             schema["description"] = cls.__doc__.strip().splitlines()[0]
-        for prop, text in _FIELD_DOCS.get(name, {}).items():
-            definition = schema.get("properties", {}).get(prop)
-            # A $ref takes no sibling in OpenAPI 3.0: the referenced schema describes itself.
-            if definition is not None and "description" not in definition and "$ref" not in definition:
-                definition["description"] = text
-    queries = [_FIELD_DOCS.get(op.query, {}) for op in OPERATIONS.values() if op.query]
-    for operations in paths.values():
-        for operation in operations.values():
-            for parameter in operation.get("parameters", ()):
-                text = next((q[parameter["name"]] for q in queries if parameter["name"] in q), None)
-                if text and "description" not in parameter:
-                    parameter["description"] = text
 
 
 def _operation(endpoint: str, view, method: str, path: str, allowed: str) -> dict:
@@ -402,8 +278,7 @@ def build_spec(app: Flask) -> dict:
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
     document = spec.to_dict()
-    _fix_schemas(document["components"]["schemas"])
-    _describe(document["components"]["schemas"], document["paths"])
+    _describe(document["components"]["schemas"])
     return document
 
 
