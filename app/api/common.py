@@ -109,8 +109,11 @@ def operator_token() -> str | None:
 
 def lead_token() -> str | None:
     """Return the request's operator token in token mode; open mode ignores the headers."""
-    if get_service().ceremony_auth != "token":
-        return None
+    environ = request.environ
+    if get_service().ceremony_auth != "token" or not (
+        "HTTP_X_VAULT_TOKEN" in environ or "HTTP_AUTHORIZATION" in environ
+    ):
+        return None  # most reads carry no token: no refusal to prepare for
     with refusing():
         return operator_token()
 
