@@ -180,6 +180,9 @@ def test_the_request_quirks_are_in_the_document(app):
     assert update["required"] == ["key"]
     assert update["properties"]["nonce"]["nullable"] is True
     assert "additionalProperties" not in update  # unknown fields are ignored
+    # A ShortList says its bound, which it checks before any entry, as maxItems.
+    assert schemas["InitRequest"]["properties"]["pgp_keys"]["maxItems"] == 255
+    assert schemas["AdoptRequest"]["properties"]["known_indices"]["maxItems"] == 255
     assert schemas["AttemptRequest"]["properties"]["pgp_key"] | {"description": ""} == {
         "description": "",
         "type": "string",

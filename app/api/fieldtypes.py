@@ -68,16 +68,20 @@ class Base64Bytes(_NullIsInvalid, fields.Field):
 
 
 class ShortList(fields.List):
-    """A JSON list refused by its length before any entry is looked at."""
+    """A JSON list refused by its length before any entry is looked at.
+
+    The bound is said once, as ``max_length``; the field writes it into its own
+    metadata as maxItems, which apispec passes into the document. Not a
+    ``validate.Length`` (never reached: the length is checked first, below),
+    and not an apispec attribute function in app/api/openapi.py (a second place
+    that knows about ShortList): the field that keeps the bound says it.
+    """
 
     default_error_messages = {"too_long": "{field} has {length} entries; at most {max} are allowed"}
 
-    def __init__(self, cls_or_instance, *, max_length: int, **kwargs):
-        super().__init__(cls_or_instance, **kwargs)
+    def __init__(self, cls_or_instance, *, max_length: int, metadata: dict | None = None, **kwargs):
+        super().__init__(cls_or_instance, metadata={"maxItems": max_length, **(metadata or {})}, **kwargs)
         self.max_length = max_length
-        # Never reached on a long list (checked first below); it is here so
-        # that the OpenAPI document says maxItems.
-        self.validators.append(validate.Length(max=max_length))
 
     def _deserialize(self, value, attr, data, **kwargs):
         # Checked first: a long list of bad entries would otherwise cost one
