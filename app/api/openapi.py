@@ -7,7 +7,8 @@ MarshmallowPlugin, and names the aliases in the description only. What a
 field means, and any fact of its JSON form (a pattern, a bound, a type its
 class does not give), is in that field's ``metadata``, which the plugin passes
 through: this module restates none of it. Each operation's refusals
-(app/api/contract.py) become example replies per status.
+(app/api/operations.py, in the terms of app/api/contract.py) become example
+replies per status.
 ``make openapi`` (which calls ``main``) rewrites ``docs/openapi.json`` and its
 Markdown rendering ``docs/API.md`` (app/api/reference.py); the test suite
 compares both with the code.
@@ -26,9 +27,10 @@ from marshmallow import Schema
 
 from . import schemas as s
 from .common import SAFE_METHODS
-from .contract import CROSS_SITE_ORIGIN, ERROR_TEXT, OPERATIONS, SHARED_REFUSALS, Operation, Refusal
+from .contract import CROSS_SITE_ORIGIN, ERROR_TEXT, SHARED_REFUSALS, Operation, Refusal
 from .fieldtypes import Base64Bytes, HexBytes
 from .lifecycle import CROSS_SITE_HELP
+from .operations import OPERATIONS
 from .oversight import VERSION
 from .reference import render_markdown
 
@@ -183,7 +185,7 @@ def _schema(name: str) -> type[Schema]:
     """Return the schema class of that name in app.api.schemas."""
     schema = getattr(s, name, None)
     if not (isinstance(schema, type) and issubclass(schema, Schema)):
-        raise LookupError(f"OPERATIONS in app/api/openapi.py names {name}, which app.api.schemas lacks")
+        raise LookupError(f"OPERATIONS in app/api/operations.py names {name}, which app.api.schemas lacks")
     return schema
 
 
