@@ -1,7 +1,8 @@
 """One client connection as the worker's main loop sees it: non-blocking reads and writes, TLS or not.
 
 Each connection is in one state at a time, and only the main loop touches
-its socket (app/worker.py drives the states, app/serving.py runs a request
+its socket or the poller's watch on it (app/accepting.py opens and closes
+connections, app/worker.py drives the states, app/serving.py runs a request
 in a thread from bytes in memory):
 
 - HANDSHAKE: a TLS handshake advancing without blocking;
@@ -26,7 +27,7 @@ import ssl
 
 from .framing import Framing, Limits
 
-__all__ = ["Conn", "canned", "HANDSHAKE", "READING", "SERVING", "WRITING", "IDLE", "CLOSING"]
+__all__ = ["Conn", "canned", "HANDSHAKE", "READING", "SERVING", "WRITING", "IDLE", "CLOSING", "CLOSED"]
 
 HANDSHAKE, READING, SERVING, WRITING, IDLE, CLOSING, CLOSED = (
     "handshake", "reading", "serving", "writing", "idle", "closing", "closed"
@@ -64,8 +65,9 @@ def canned(status: int, sentence: str) -> bytes:
 class Conn:
     """A client connection, its state, its deadline and the bytes it has in flight."""
 
-    def __init__(self, sock: socket.socket, client, server, *, limits: Limits, now: float):
+    def __init__(self, sock: socket.socket, client, server, *, limits: Limits, now: float, poller):
         self.sock = sock
+        self.poller = poller  # the main loop's selector
         self.client = client
         self.server = server
         self.address = client[0] if isinstance(client, tuple) and client else "unix"
@@ -86,6 +88,18 @@ class Conn:
 
     def fileno(self) -> int:
         return self.sock.fileno()
+
+    def watch(self, events: int) -> None:
+        """Make the poller watch ``events`` (0: nothing) on this socket."""
+        if events == self.watching:
+            return
+        if not self.watching:
+            self.poller.register(self.sock, events, self)
+        elif not events:
+            self.poller.unregister(self.sock)
+        else:
+            self.poller.modify(self.sock, events, self)
+        self.watching = events
 
     def new_request(self, data: bytes, deadline: float) -> None:
         """Start framing the next request, whose first bytes (maybe none) are ``data``."""
@@ -178,6 +192,8 @@ class Conn:
         return not data or self.lingered > LINGER_BYTES
 
     def close(self) -> None:
+        """Stop watching the socket and close it."""
+        self.watch(0)
         self.state = CLOSED
         try:
             self.sock.close()

@@ -3,29 +3,33 @@
 gunicorn's ``gthread`` worker gives each connection to a thread that parses
 the request with blocking reads: a handful of slow clients hold every thread.
 This worker (a ``gunicorn.workers.base.Worker``, gunicorn's documented base
-for custom workers) keeps every socket in its main loop instead:
+for custom workers) keeps every socket in its main loop instead. This module
+holds the worker's settings and its main loop, which walks each connection
+from the first byte of a request to the last byte of its reply; the pieces
+it drives live beside it:
 
 - The main loop reads each request without blocking until it is whole, head
   and body (framed by app/framing.py, which agrees with gunicorn's parser and
   refuses at once, with gunicorn's status, what gunicorn refuses). A request
   must arrive whole within ``REQUEST_DEADLINE`` seconds of its first byte (or
   of the connection), one absolute deadline, or it is answered 408.
-- Only then does a thread run it (app/serving.py), from those bytes in memory,
-  writing the reply to memory; the main loop sends the reply as fast as the
-  client reads it, within the same deadline. A thread never reads or writes a
-  socket, so no client, slow or stalled, can hold one.
+- Only then does a thread run it (app/threads.py, app/serving.py), from
+  those bytes in memory, writing the reply to memory; the main loop sends the
+  reply as fast as the client reads it, within the same deadline. A thread
+  never reads or writes a socket, so no client, slow or stalled, can hold one.
 - Slots are shared fairly: at most ``CONNECTIONS_PER_ADDRESS`` open connections
   per client address (a setting); a kept-alive connection serves at most
   ``REQUESTS_PER_CONNECTION`` requests and lives at most
   ``CONNECTION_LIFETIME`` seconds; pipelined requests are read one at a time,
   the next only once the previous reply is written, so one connection holds
   at most one request and one reply in memory; and when every slot is taken
-  the connection idle the longest is closed to make room. Requests waiting
-  for a thread get one an address at a time, in turn (app/slots.py).
+  an idle kept-alive connection is closed to make room (app/accepting.py).
+  Requests waiting for a thread get one an address at a time, in turn
+  (app/threads.py).
 - The number of connections is sized from the descriptor limit at start
-  (raising the soft limit towards the hard one if it is lower than needed),
-  leaving room for the data folder, logs and gpg's pipes; ``EMFILE`` or
-  ``ENFILE`` in ``accept`` pauses accepting for ``ACCEPT_PAUSE`` seconds.
+  (app/slots.py: raising the soft limit towards the hard one if it is lower
+  than needed), leaving room for the data folder, logs and gpg's pipes;
+  ``EMFILE`` or ``ENFILE`` in ``accept`` pauses accepting (app/accepting.py).
 - With native TLS the handshake, the reads and the writes run in the same
   loop, without blocking: every guarantee above holds for HTTPS too. ALPN
   offers only http/1.1; this worker speaks HTTP/1.x only.
@@ -35,20 +39,18 @@ gunicorn loads this module in its master: it imports nothing from Flask.
 
 from __future__ import annotations
 
-import contextlib
-import errno
+import functools
 import os
-import queue
 import selectors
-import socket
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from gunicorn import sock as gsock
 from gunicorn.workers.base import Worker
 
 from . import config
+from .accepting import Acceptor
 from .connection import (
+    CLOSED,
     CLOSING,
     CONTINUE,
     HANDSHAKE,
@@ -63,7 +65,8 @@ from .connection import (
 )
 from .framing import REFUSED, WAIT, Limits
 from .serving import serve
-from .slots import AddressCounts, FairQueue, size_connections
+from .slots import size_connections
+from .threads import Runner
 
 __all__ = ["BufferingWorker", "GUNICORN_NAMES"]
 
@@ -79,14 +82,6 @@ CONNECTIONS_PER_ADDRESS = _SETTINGS.connections_per_address
 BODY_LIMIT = _SETTINGS.max_content_length
 REQUESTS_PER_CONNECTION = 100
 CONNECTION_LIFETIME = 60.0
-#: How long accepting pauses when the process or the system is out of descriptors.
-ACCEPT_PAUSE = 0.5
-#: Connections accepted per wake-up, so that a flood of connects cannot starve the rest.
-ACCEPT_BATCH = 64
-#: The kernel's send buffer per connection (it doubles it): about one reply of
-#: openapi.json, so that a client that pipelines requests and reads nothing gets
-#: one reply made for it, not as many as an auto-tuned buffer of megabytes holds.
-SEND_BUFFER = 32 * 1024
 #: How often deadlines are checked.
 SWEEP_SECONDS = 0.1
 #: How long a stopping worker keeps an idle kept-alive connection open for a request in flight.
@@ -108,7 +103,16 @@ GUNICORN_NAMES = (
     "gunicorn.sock.ssl_context",
 )
 
-_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+def _limits(cfg) -> Limits:
+    """Return the bounds a request must keep: gunicorn's, clamped as its parser does, and the body limit."""
+    return Limits(
+        request_line=cfg.limit_request_line if 0 < cfg.limit_request_line < 8190 else 8190,
+        fields=cfg.limit_request_fields if 0 < cfg.limit_request_fields <= 32768 else 32768,
+        field_size=cfg.limit_request_field_size if cfg.limit_request_field_size > 0 else 8190,
+        header_map=cfg.header_map,
+        body=BODY_LIMIT,
+    )
 
 
 class BufferingWorker(Worker):
@@ -117,39 +121,36 @@ class BufferingWorker(Worker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         cfg = self.cfg
-        self.limits = Limits(
-            request_line=cfg.limit_request_line if 0 < cfg.limit_request_line < 8190 else 8190,
-            fields=cfg.limit_request_fields if 0 < cfg.limit_request_fields <= 32768 else 32768,
-            field_size=cfg.limit_request_field_size if cfg.limit_request_field_size > 0 else 8190,
-            header_map=cfg.header_map,
-            body=BODY_LIMIT,
-        )
+        self.limits = _limits(cfg)
+        # Sized here, in the master; gunicorn.conf.py's startup line reports all three.
         self.per_address_limit = CONNECTIONS_PER_ADDRESS
-        self.per_address = AddressCounts(CONNECTIONS_PER_ADDRESS)
-        self.waiting = FairQueue()  # whole requests waiting for a thread
-        self.busy = 0  # threads running a request
         self.descriptor_limit, self.connection_limit = size_connections(cfg.worker_connections, cfg.threads)
-        self.conns: dict[Conn, None] = {}
-        self.finished: queue.SimpleQueue = queue.SimpleQueue()
-        self.accepting = False
-        self.paused_until = 0.0
         self.next_sweep = 0.0
-        self.tls = None
         self.poller = None
-        self.tpool = None
-        self._wake = (-1, -1)
+        self.acceptor: Acceptor | None = None  # the listeners and the open connections
+        self.runner: Runner | None = None  # the threads
 
     def init_process(self):
         """Set up the poller, the threads and TLS, then start as every gunicorn worker does."""
         self.poller = selectors.DefaultSelector()
-        self._wake = os.pipe()
-        for fd in self._wake:
-            os.set_blocking(fd, False)
-        self.poller.register(self._wake[0], READ, self._on_finished)
-        self.tpool = ThreadPoolExecutor(max_workers=self.cfg.threads)
+        self.runner = Runner(
+            self.poller, self.cfg.threads, serve=functools.partial(serve, self), served=self._served
+        )
+        tls = None
         if self.cfg.is_ssl:
-            self.tls = gsock.ssl_context(self.cfg)
-            self.tls.set_alpn_protocols(["http/1.1"])
+            tls = gsock.ssl_context(self.cfg)
+            tls.set_alpn_protocols(["http/1.1"])
+        self.acceptor = Acceptor(
+            self.sockets,
+            self.poller,
+            limits=self.limits,
+            connection_limit=self.connection_limit,
+            per_address=self.per_address_limit,
+            deadline=REQUEST_DEADLINE,
+            tls=tls,
+            suppress_ragged_eofs=self.cfg.suppress_ragged_eofs,
+            log=self.log,
+        )
         if self.cfg.proxy_protocol != "off":
             self.log.warning("this worker speaks HTTP/1.x only: the PROXY protocol setting is ignored")
         super().init_process()
@@ -163,117 +164,41 @@ class BufferingWorker(Worker):
             if os.getppid() != self.ppid:
                 self.log.info("Parent changed, shutting down: %s", self)
                 break
-        self._set_accepting(False)
+        self.acceptor.stop()
+        conns = self.acceptor.conns
         now = time.monotonic()
-        for conn in list(self.conns):
+        for conn in list(conns):
             if conn.state == HANDSHAKE or (conn.state == READING and not conn.framing.buf):
-                self._close(conn)
+                self.acceptor.close(conn)
             elif conn.state == IDLE:
                 conn.deadline = min(conn.deadline, now + STOP_LINGER)
         grace = now + self.cfg.graceful_timeout
-        while self.conns and time.monotonic() < grace:
+        while conns and time.monotonic() < grace:
             self._step()
-        for conn in list(self.conns):
-            self._close(conn)
-        self.tpool.shutdown(wait=False)
+        for conn in list(conns):
+            self.acceptor.close(conn)
         self.poller.close()
-        for fd in self._wake:
-            os.close(fd)
+        self.runner.close()
 
     def _step(self) -> None:
         """Wait for events once, act on them, and enforce the deadlines that passed."""
         self.notify()
-        now = time.monotonic()
-        if self.alive and not self.accepting and now >= self.paused_until and self._room():
-            self._set_accepting(True)
+        if self.alive:
+            self.acceptor.resume(time.monotonic())
         try:
             events = self.poller.select(SWEEP_SECONDS)
         except InterruptedError:
             events = []
         for key, _mask in events:
             if isinstance(key.data, Conn):
-                if key.data.state != "closed":
+                if key.data.state != CLOSED:
                     self._on_event(key.data)
             else:
-                key.data(key.fileobj)
+                key.data(key.fileobj)  # a listener (app/accepting.py) or the threads' wake-up pipe
         now = time.monotonic()
         if now >= self.next_sweep:
             self.next_sweep = now + SWEEP_SECONDS
             self._sweep(now)
-
-    # Accepting
-
-    def _room(self) -> bool:
-        """Tell whether a new connection fits, closing the longest-idle kept-alive one if it must."""
-        if len(self.conns) < self.connection_limit:
-            return True
-        idle = next((c for c in self.conns if c.state == IDLE), None)
-        if idle is None:
-            return False
-        self._close(idle)
-        return True
-
-    def _set_accepting(self, enabled: bool) -> None:
-        if enabled == self.accepting:
-            return
-        for listener in self.sockets:
-            if enabled:
-                self.poller.register(listener, READ, self._accept)
-            else:
-                self.poller.unregister(listener)
-        self.accepting = enabled
-
-    def _accept(self, listener) -> None:
-        """Accept a batch of connections; refuse one past its address's cap; pause when out of descriptors."""
-        for _ in range(ACCEPT_BATCH):
-            if not self._room():
-                self._set_accepting(False)
-                return
-            try:
-                sock, client = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno == errno.ECONNABORTED:
-                    continue
-                if exc.errno not in _OUT_OF_DESCRIPTORS:
-                    raise
-                self.log.warning(
-                    "out of descriptors (%s) with %d connections open: not accepting for %g s",
-                    errno.errorcode.get(exc.errno, exc.errno), len(self.conns), ACCEPT_PAUSE,
-                )  # fmt: skip
-                self._set_accepting(False)
-                self.paused_until = time.monotonic() + ACCEPT_PAUSE
-                return
-            self._admit(sock, client, listener.getsockname())
-
-    def _admit(self, sock, client, server) -> None:
-        sock.setblocking(False)
-        with contextlib.suppress(OSError):  # not for a Unix socket
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
-        address = client[0] if isinstance(client, tuple) and client else "unix"
-        if self.per_address.full(address):
-            with contextlib.suppress(OSError):
-                sock.send(canned(503, f"this address already holds {self.per_address_limit} connections"))
-            sock.close()
-            return
-        if self.tls is not None:
-            try:
-                sock = self.tls.wrap_socket(
-                    sock,
-                    server_side=True,
-                    do_handshake_on_connect=False,
-                    suppress_ragged_eofs=self.cfg.suppress_ragged_eofs,
-                )
-            except OSError:
-                sock.close()
-                return
-        now = time.monotonic()
-        conn = Conn(sock, client, server, limits=self.limits, now=now)
-        conn.deadline = now + REQUEST_DEADLINE  # the handshake, if any, and the first request
-        self.conns[conn] = None
-        self.per_address.add(address)
-        self._watch(conn, READ)
 
     # Arriving requests
 
@@ -282,27 +207,27 @@ class BufferingWorker(Worker):
         if conn.state == HANDSHAKE:
             done = conn.handshake()
             if done is None:
-                self._close(conn)
+                self.acceptor.close(conn)
             elif done:
                 self._read(conn)
             else:
-                self._watch(conn, conn.want)
+                conn.watch(conn.want)
         elif conn.state in (READING, IDLE):
             self._read(conn)
         elif conn.state == WRITING:
             self._write(conn)
         elif conn.state == CLOSING and conn.drain():
-            self._close(conn)
+            self.acceptor.close(conn)
 
     def _read(self, conn: Conn) -> None:
         """Read what has arrived, and act once the request is whole or refused."""
         while True:
             data = conn.recv()
             if data is None:
-                self._watch(conn, conn.want)
+                conn.watch(conn.want)
                 return
             if not data:
-                self._close(conn)
+                self.acceptor.close(conn)
                 return
             if conn.state == IDLE:
                 conn.new_request(b"", time.monotonic() + REQUEST_DEADLINE)
@@ -310,7 +235,7 @@ class BufferingWorker(Worker):
             if self._act(conn):
                 return
             if not conn.pending():
-                self._watch(conn, READ)
+                conn.watch(READ)
                 return
 
     def _act(self, conn: Conn) -> bool:
@@ -328,53 +253,26 @@ class BufferingWorker(Worker):
         data, conn.rest = bytes(framing.buf[: framing.end]), bytes(framing.buf[framing.end :])
         conn.framing = None
         conn.state = SERVING
-        self._watch(conn, 0)  # pipelined requests wait in the client's own kernel buffer
+        conn.watch(0)  # pipelined requests wait in the client's own kernel buffer
         now = time.monotonic()
         last = (
             conn.served + 1 >= REQUESTS_PER_CONNECTION
             or now - conn.born >= CONNECTION_LIFETIME
             or not self.alive
         )
-        self.waiting.put(conn.address, (conn, data, last))
-        self._dispatch()
+        self.runner.put(conn, data, last=last)
         return True
-
-    def _dispatch(self) -> None:
-        """Give free threads to waiting requests, one address at a time in turn."""
-        while self.busy < self.cfg.threads and self.waiting:
-            conn, data, last = self.waiting.get()
-            if conn.state != SERVING:
-                continue  # closed while it waited (a stopping worker)
-            self.busy += 1
-            future = self.tpool.submit(serve, self, conn, data, last=last)
-            future.add_done_callback(lambda done, conn=conn: self._finish(conn, done))
 
     # Replies
 
-    def _finish(self, conn: Conn, future) -> None:
-        """Hand a served request back to the main loop (called in the thread that ran it)."""
-        self.finished.put((conn, future))
-        with contextlib.suppress(OSError):
-            os.write(self._wake[1], b"\0")
-
-    def _on_finished(self, _fd) -> None:
-        with contextlib.suppress(OSError):
-            os.read(self._wake[0], 4096)
-        while True:
-            try:
-                conn, future = self.finished.get_nowait()
-            except queue.Empty:
-                self._dispatch()
-                return
-            self.busy -= 1
-            if conn.state != SERVING:
-                continue  # closed meanwhile (a forced stop)
-            try:
-                reply, keep = future.result()
-            except BaseException:  # noqa: BLE001 (SystemExit from gunicorn's timeout, or worse: close)
-                self._close(conn)
-                continue
-            self._reply(conn, reply, close=not keep, seconds=REQUEST_DEADLINE)
+    def _served(self, conn: Conn, future) -> None:
+        """Send the reply a thread made for ``conn``; close it if the thread failed."""
+        try:
+            reply, keep = future.result()
+        except BaseException:  # noqa: BLE001 (SystemExit from gunicorn's timeout, or worse: close)
+            self.acceptor.close(conn)
+            return
+        self._reply(conn, reply, close=not keep, seconds=REQUEST_DEADLINE)
 
     def _reply(self, conn: Conn, data: bytes, *, close: bool, seconds: float) -> None:
         conn.state, conn.out, conn.close_after = WRITING, memoryview(data), close
@@ -385,10 +283,10 @@ class BufferingWorker(Worker):
         """Send what the client takes now; once all is sent, close or wait for the next request."""
         sent = conn.send_some()
         if sent is None:
-            self._close(conn)
+            self.acceptor.close(conn)
             return
         if not sent:
-            self._watch(conn, conn.want)
+            conn.watch(conn.want)
             return
         if conn.close_after:
             self._linger(conn)
@@ -403,13 +301,13 @@ class BufferingWorker(Worker):
             return
         conn.state, conn.framing = IDLE, None
         conn.deadline = now + self.cfg.keepalive if self.alive else now + min(self.cfg.keepalive, STOP_LINGER)
-        self._watch(conn, READ)
+        conn.watch(READ)
 
     # Closing and deadlines
 
     def _sweep(self, now: float) -> None:
         """Enforce the deadlines that passed: 408 for a late request, close for the rest."""
-        for conn in [c for c in self.conns if c.deadline <= now and c.state != SERVING]:
+        for conn in [c for c in self.acceptor.conns if c.deadline <= now and c.state != SERVING]:
             if conn.state == READING and conn.framing.buf:
                 sentence = (
                     f"The request did not arrive whole within {REQUEST_DEADLINE:g} seconds; "
@@ -417,32 +315,12 @@ class BufferingWorker(Worker):
                 )
                 self._reply(conn, canned(408, sentence), close=True, seconds=LINGER_SECONDS)
             else:
-                self._close(conn)
+                self.acceptor.close(conn)
 
     def _linger(self, conn: Conn) -> None:
         """Send FIN, then wait in the poller (not a thread) for the client's, as RFC 9112 9.6 asks."""
         if not conn.shutdown():
-            self._close(conn)
+            self.acceptor.close(conn)
             return
         conn.deadline = time.monotonic() + LINGER_SECONDS
-        self._watch(conn, READ)
-
-    def _watch(self, conn: Conn, events: int) -> None:
-        """Make the poller watch ``events`` (0: nothing) on ``conn``'s socket."""
-        if events == conn.watching:
-            return
-        if not conn.watching:
-            self.poller.register(conn.sock, events, conn)
-        elif not events:
-            self.poller.unregister(conn.sock)
-        else:
-            self.poller.modify(conn.sock, events, conn)
-        conn.watching = events
-
-    def _close(self, conn: Conn) -> None:
-        if conn.state == "closed":
-            return
-        self._watch(conn, 0)
-        self.conns.pop(conn, None)
-        self.per_address.remove(conn.address)
-        conn.close()
+        conn.watch(READ)
