@@ -13,6 +13,11 @@ thread must not do. So this module is hand-written, pure (bytes in, a verdict
 out, no sockets), and tests/test_framing.py holds it to gunicorn's decisions:
 one case per rule below, and a property test against gunicorn's own parser.
 
+``Framing`` reads the request line and the head and finds how the body is
+framed; ``_ChunkedBody`` walks a chunked body as far as it has arrived; the
+checks both need (header and trailer lines, chunk-size lines, the body
+limit) are pure functions at the end.
+
 The rules (gunicorn 27's Python parser, its defaults unless ``Limits`` says):
 
 - At most one empty line (CRLF) before the request line. Every line of the
@@ -111,15 +116,18 @@ class Framing:
         self.why = ""
         self.end = 0
         self.wants_continue = False  # the head asked for 100 Continue and the body is awaited
-        self.body_bytes = 0  # body bytes after de-chunking
         self._start: int | None = None  # where the request line starts
         self._line_end: int | None = None  # where the request line's CRLF is
         self._head_end: int | None = None
         self._scan = 0  # where the search for the end of the current part resumes
         self._version = (1, 1)
-        self._length: int | None = None
-        self._chunk_at: int | None = None  # where the next chunk-size line starts
-        self._in_trailers = False
+        self._length: int | None = None  # a Content-Length body's length (0 for none)
+        self._chunks: _ChunkedBody | None = None  # a chunked body's walk
+
+    @property
+    def body_bytes(self) -> int:
+        """Return the body's length after de-chunking: a chunked body's so far, or the Content-Length."""
+        return self._chunks.body_bytes if self._chunks is not None else self._length or 0
 
     def feed(self, data: bytes) -> str:
         """Add received bytes and return the verdict."""
@@ -130,8 +138,6 @@ class Framing:
             except _Refusal as refusal:
                 self.verdict, self.status, self.why = REFUSED, refusal.status, refusal.why
         return self.verdict
-
-    # The head
 
     def _advance(self) -> None:
         buf = self.buf
@@ -147,7 +153,9 @@ class Framing:
             if len(buf) >= self._head_end + self._length:
                 self._whole(self._head_end + self._length)
             return
-        self._scan_chunks()
+        end = self._chunks.walk(buf)
+        if end is not None:
+            self._whole(end)
 
     def _find_line(self) -> bool:
         buf, start, limit = self.buf, self._start, self.limits.request_line
@@ -207,49 +215,11 @@ class Framing:
         if end > limits.head:
             raise _Refusal(431, f"the request line and headers must fit in {limits.head} bytes")
         self._head_end = end
-        self._frame(self._headers(fields, trailer=False))
+        headers = _header_fields(fields, limits, trailer=False)
+        # gunicorn ignores the expectation in HTTP/1.0 (RFC 9110 10.1.1); _header_fields refused any other.
+        self.wants_continue = self._version >= (1, 1) and any(name == b"EXPECT" for name, _ in headers)
+        self._frame(headers)
         return True
-
-    def _headers(self, data: bytes, *, trailer: bool) -> list[tuple[bytes, bytes]]:
-        """Check header lines as gunicorn's parse_headers does, in its order; return (NAME, value)."""
-        limits, kept, seen = self.limits, [], set()
-        lines = data.split(b"\r\n") if data else []
-        i = 0
-        while i < len(lines):
-            if len(kept) >= limits.fields:
-                raise _Refusal(431, f"a request may carry at most {limits.fields} header fields")
-            line = lines[i]
-            i += 1
-            size = len(line) + 2
-            if line.find(b":") <= 0:
-                raise _Refusal(400, "every header line must be name: value")
-            name, value = line.split(b":", 1)
-            if not _TOKEN.fullmatch(name):
-                raise _Refusal(400, "a header name must be a token, with no space before the colon")
-            name = name.upper()
-            if trailer and name in _NOT_IN_TRAILERS:
-                raise _Refusal(400, "that header may not be sent in a trailer")
-            if i < len(lines) and lines[i][:1] in (b" ", b"\t"):
-                raise _Refusal(400, "header values may not be folded onto a second line (obs-fold)")
-            value = value.strip(b" \t")
-            if _VALUE_BAD.search(value):
-                raise _Refusal(400, "a header value may not hold control characters")
-            if size > limits.field_size:
-                raise _Refusal(431, f"each header line must fit in {limits.field_size} bytes")
-            if name in _SINGLETONS:
-                if name in seen:
-                    raise _Refusal(400, f"a request carries one {name.decode()} header at most")
-                seen.add(name)
-            if name == b"EXPECT" and not trailer:
-                if value.lower() != b"100-continue":
-                    raise _Refusal(417, "the only expectation understood is 100-continue")
-                self.wants_continue = self._version >= (1, 1)
-            if b"_" in name and limits.header_map != "dangerous":
-                if limits.header_map == "refuse":
-                    raise _Refusal(400, "a header name may not hold an underscore")
-                continue
-            kept.append((name, value))
-        return kept
 
     def _frame(self, headers: list[tuple[bytes, bytes]]) -> None:
         """Find how the body is framed, as gunicorn's set_body_reader does, in its order."""
@@ -274,7 +244,7 @@ class Framing:
                 raise _Refusal(400, "a chunked body needs HTTP/1.1")
             if length is not None:
                 raise _Refusal(400, "send Content-Length or Transfer-Encoding, not both")
-            self._chunk_at = self._scan = self._head_end
+            self._chunks = _ChunkedBody(self.limits, self._head_end)
             return
         if length is not None:
             try:
@@ -283,45 +253,42 @@ class Framing:
                 count = -1
             if count < 0:
                 raise _Refusal(400, "Content-Length must be a number of bytes, in digits")
-            self._too_large(count)
-            self.body_bytes = count
+            _check_body(count, self.limits)
         self._length = count if length is not None else 0
         if self._length == 0:
             self.wants_continue = False
 
-    # The body
+    def _whole(self, end: int) -> None:
+        self.verdict, self.end, self.wants_continue = WHOLE, end, False
 
-    def _too_large(self, count: int) -> None:
-        if count > self.limits.body:
-            raise _Refusal(413, f"the request body is larger than the limit of {self.limits.body} bytes")
 
-    def _scan_chunks(self) -> None:
-        """Walk the chunks received so far, as gunicorn's ChunkedReader would read them."""
-        buf, limits, at, partial = self.buf, self.limits, self._chunk_at, 0
-        while True:
-            if self._in_trailers:
-                if buf[at : at + 2] == b"\r\n":
-                    return self._whole(at + 2)
-                idx = buf.find(b"\r\n\r\n", max(self._scan - 3, at))
-                if idx < 0:
-                    if _bare_lf(buf, at):
-                        raise _Refusal(400, "every trailer line must end with CRLF, not a bare LF")
-                    self._scan = len(buf)
-                    break
-                self._headers(bytes(buf[at:idx]), trailer=True)
-                return self._whole(idx + 4)
+class _ChunkedBody:
+    """Walk a chunked body as far as it has arrived, as gunicorn's ChunkedReader would read it."""
+
+    def __init__(self, limits: Limits, start: int):
+        self.limits = limits
+        self.start = start  # where the body starts: the end of the head
+        self.body_bytes = 0  # the data of the chunks received whole
+        self._at = start  # where the next chunk-size line, or the trailers, start
+        self._scan = start  # where the search for the end of the current line resumes
+        self._in_trailers = False
+
+    def walk(self, buf: bytearray) -> int | None:
+        """Return where the request ends once the body is whole, or None to wait for more."""
+        at, partial = self._at, 0
+        while not self._in_trailers:
             idx = buf.find(b"\r\n", max(self._scan - 1, at))
             if idx < 0:
-                if len(buf) - at > limits.field_size:
-                    raise _Refusal(400, f"a chunk-size line must fit in {limits.field_size} bytes")
+                if len(buf) - at > self.limits.field_size:
+                    raise _Refusal(400, f"a chunk-size line must fit in {self.limits.field_size} bytes")
                 self._scan = len(buf)
                 break
-            size = self._chunk_size(bytes(buf[at:idx]))
+            size = _chunk_size(bytes(buf[at:idx]))
             if size == 0:
                 self._in_trailers, at = True, idx + 2
                 self._scan = at
-                continue
-            self._too_large(self.body_bytes + size)
+                break
+            _check_body(self.body_bytes + size, self.limits)
             if len(buf) < idx + 2 + size + 2:
                 partial = min(size, len(buf) - idx - 2)
                 break
@@ -329,27 +296,88 @@ class Framing:
                 raise _Refusal(400, "every chunk's data must end with CRLF")
             self.body_bytes += size
             at = self._scan = idx + 4 + size
-        self._chunk_at = at
+        if self._in_trailers:
+            end = self._trailers(buf, at)
+            if end is not None:
+                return end
+        self._at = at
         data = self.body_bytes + partial
-        if len(buf) - self._head_end - data > limits.chunk_margin + _CHUNK_OVERHEAD * data:
-            raise _Refusal(413, f"a chunked body's framing may take at most {limits.chunk_margin} bytes")
+        if len(buf) - self.start - data > self.limits.chunk_margin + _CHUNK_OVERHEAD * data:
+            raise _Refusal(413, f"a chunked body's framing may take at most {self.limits.chunk_margin} bytes")
         return None
 
-    @staticmethod
-    def _chunk_size(line: bytes) -> int:
-        size, semicolon, ext = line.partition(b";")
-        if semicolon:
-            if b"\r" in ext:
-                raise _Refusal(400, "a chunk extension may not hold a bare CR")
-            size = size.rstrip(b" \t")
-        if not _HEX.fullmatch(size):
-            raise _Refusal(400, "a chunk size must be hexadecimal digits")
-        if semicolon and not _CHUNK_EXT.fullmatch(b";" + ext):
-            raise _Refusal(400, "a chunk extension must be ;name or ;name=value")
-        return int(size, 16)
+    def _trailers(self, buf: bytearray, at: int) -> int | None:
+        """Return where the trailers starting at ``at`` end, once they have arrived, or None."""
+        if buf[at : at + 2] == b"\r\n":
+            return at + 2
+        idx = buf.find(b"\r\n\r\n", max(self._scan - 3, at))
+        if idx < 0:
+            if _bare_lf(buf, at):
+                raise _Refusal(400, "every trailer line must end with CRLF, not a bare LF")
+            self._scan = len(buf)
+            return None
+        _header_fields(bytes(buf[at:idx]), self.limits, trailer=True)
+        return idx + 4
 
-    def _whole(self, end: int) -> None:
-        self.verdict, self.end, self.wants_continue = WHOLE, end, False
+
+def _header_fields(data: bytes, limits: Limits, *, trailer: bool) -> list[tuple[bytes, bytes]]:
+    """Check header lines as gunicorn's parse_headers does, in its order; return (NAME, value)."""
+    kept, seen = [], set()
+    lines = data.split(b"\r\n") if data else []
+    i = 0
+    while i < len(lines):
+        if len(kept) >= limits.fields:
+            raise _Refusal(431, f"a request may carry at most {limits.fields} header fields")
+        line = lines[i]
+        i += 1
+        size = len(line) + 2
+        if line.find(b":") <= 0:
+            raise _Refusal(400, "every header line must be name: value")
+        name, value = line.split(b":", 1)
+        if not _TOKEN.fullmatch(name):
+            raise _Refusal(400, "a header name must be a token, with no space before the colon")
+        name = name.upper()
+        if trailer and name in _NOT_IN_TRAILERS:
+            raise _Refusal(400, "that header may not be sent in a trailer")
+        if i < len(lines) and lines[i][:1] in (b" ", b"\t"):
+            raise _Refusal(400, "header values may not be folded onto a second line (obs-fold)")
+        value = value.strip(b" \t")
+        if _VALUE_BAD.search(value):
+            raise _Refusal(400, "a header value may not hold control characters")
+        if size > limits.field_size:
+            raise _Refusal(431, f"each header line must fit in {limits.field_size} bytes")
+        if name in _SINGLETONS:
+            if name in seen:
+                raise _Refusal(400, f"a request carries one {name.decode()} header at most")
+            seen.add(name)
+        if name == b"EXPECT" and not trailer and value.lower() != b"100-continue":
+            raise _Refusal(417, "the only expectation understood is 100-continue")
+        if b"_" in name and limits.header_map != "dangerous":
+            if limits.header_map == "refuse":
+                raise _Refusal(400, "a header name may not hold an underscore")
+            continue
+        kept.append((name, value))
+    return kept
+
+
+def _chunk_size(line: bytes) -> int:
+    """Return the size a chunk-size line gives, checking its extensions as RFC 9112 7.1.1 says."""
+    size, semicolon, ext = line.partition(b";")
+    if semicolon:
+        if b"\r" in ext:
+            raise _Refusal(400, "a chunk extension may not hold a bare CR")
+        size = size.rstrip(b" \t")
+    if not _HEX.fullmatch(size):
+        raise _Refusal(400, "a chunk size must be hexadecimal digits")
+    if semicolon and not _CHUNK_EXT.fullmatch(b";" + ext):
+        raise _Refusal(400, "a chunk extension must be ;name or ;name=value")
+    return int(size, 16)
+
+
+def _check_body(count: int, limits: Limits) -> None:
+    """Refuse a body of ``count`` bytes past the limit (413)."""
+    if count > limits.body:
+        raise _Refusal(413, f"the request body is larger than the limit of {limits.body} bytes")
 
 
 def _bare_lf(buf: bytearray, start: int) -> bool:
