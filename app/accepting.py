@@ -5,8 +5,8 @@ that decides which connections it holds, with app/slots.py's bookkeeping:
 
 - The listeners are watched only while a new connection fits: at most the
   connection limit, sized at start from the descriptor limit
-  (``slots.size_connections``). When every slot is taken, an idle
-  kept-alive connection (the one accepted first) is closed to make room;
+  (``slots.size_connections``). When every slot is taken, the kept-alive
+  connection idle the longest is closed to make room;
   with none idle, accepting stops until one closes.
 - At most ``ACCEPT_BATCH`` connections are accepted per wake-up, so that a
   flood of connects cannot starve the rest; ``EMFILE`` or ``ENFILE`` in
@@ -89,10 +89,11 @@ class Acceptor:
         conn.close()
 
     def _room(self) -> bool:
-        """Tell whether a new connection fits, closing the first idle kept-alive one if it must."""
+        """Tell whether a new connection fits, closing the kept-alive one idle the longest if it must."""
         if len(self.conns) < self.connection_limit:
             return True
-        idle = next((c for c in self.conns if c.state == IDLE), None)
+        # An idle connection's deadline is when it went idle plus the keep-alive timeout.
+        idle = min((c for c in self.conns if c.state == IDLE), key=lambda c: c.deadline, default=None)
         if idle is None:
             return False
         self.close(idle)
