@@ -13,8 +13,6 @@ import socket
 import threading
 import time
 
-from server import free_port
-
 DEADLINE = 30.0
 
 
@@ -22,7 +20,15 @@ class Receiver:
     """A webhook receiver on a loopback port: records what it takes, misbehaves on demand."""
 
     def __init__(self, port: int | None = None):
-        self.port = port or free_port()
+        # Bound now, listening only at start(): until then the port refuses
+        # connections (a receiver that is down) and nothing else can take it.
+        self._reserved: socket.socket | None = None
+        if port is None:
+            self._reserved = socket.socket()
+            self._reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._reserved.bind(("127.0.0.1", 0))
+            port = self._reserved.getsockname()[1]
+        self.port = port
         self.url = f"http://127.0.0.1:{self.port}/hook"
         self.cond = threading.Condition()
         self.got: list[tuple[dict, bytes, dict]] = []  # accepted: (headers, body, parsed)
@@ -82,7 +88,15 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        if self._reserved is None:
+            self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        else:
+            self._server = http.server.ThreadingHTTPServer(
+                ("127.0.0.1", self.port), Handler, bind_and_activate=False
+            )
+            self._server.socket.close()
+            self._server.socket, self._reserved = self._reserved, None
+            self._server.server_activate()
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -90,6 +104,9 @@ class Receiver:
     def stop(self) -> None:
         """Stop listening (the port then refuses connections)."""
         self.release.set()
+        if self._reserved is not None:
+            self._reserved.close()
+            self._reserved = None
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -114,7 +114,7 @@ def test_only_the_chosen_events_are_sent(tmp_path, receiver):
 
 
 def test_a_share_issued_while_the_receiver_is_down_arrives_after_a_restart(tmp_path):
-    down = Receiver()  # its port is free and nothing listens on it yet
+    down = Receiver()  # its port is held and nothing listens on it yet: connections are refused
     data = tmp_path / "data"
     with Server(data, tmp_path / "g.log", env=notify_env(down.url)) as server:
         keys = server.put(f"{V1}/init", json={"secret_shares": 3, "secret_threshold": 2}).json()["keys"]
