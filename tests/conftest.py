@@ -26,24 +26,41 @@ def keyring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keyring]:
     ring.cleanup()
 
 
-@pytest.fixture(autouse=True)
-def open_mode_by_default(monkeypatch):
-    """Run apps in open mode (the seed's behaviour), without a rate limit, unless a test asks.
+def ceremony_auth(node: pytest.Item | pytest.Collector) -> str | None:
+    """Return the mode a test, its class or its module asks for with ``ceremony_auth``, or None."""
+    marker = node.get_closest_marker("ceremony_auth")
+    if marker is None:
+        return None
+    if marker.args not in (("open",), ("token",)):
+        raise pytest.UsageError(f'{node.nodeid}: write @pytest.mark.ceremony_auth("open") or ("token")')
+    return marker.args[0]
 
-    The suite written before the operator token tests open mode unchanged;
-    tests/test_token.py passes "token" explicitly and checks the real default
-    through gunicorn (tests/server.py does the same for its environment). The
-    per-client write limit is off too: tests/test_flood.py tests it, and the
-    tables of bad input send far more than 20 writes a second from one client.
+
+@pytest.fixture(autouse=True)
+def settings_of_the_test(request, monkeypatch):
+    """Lay the test's settings under every app and gunicorn server it makes.
+
+    The ceremony mode is the service's default (``token``) unless the test, its
+    class or its module is marked ``@pytest.mark.ceremony_auth("open")``; a test
+    may also name CEREMONY_AUTH in its own config or env, which wins. The
+    per-client write limit is off: tests/test_flood.py tests it, and the tables
+    of bad input send far more than 20 writes a second from one client.
     """
-    monkeypatch.setitem(app_package.TEST_DEFAULTS, "CEREMONY_AUTH", "open")
     monkeypatch.setitem(app_package.TEST_DEFAULTS, "RATE_LIMIT", "off")
+    mode = ceremony_auth(request.node)
+    if mode is not None:
+        monkeypatch.setitem(app_package.TEST_DEFAULTS, "CEREMONY_AUTH", mode)
+        # In the environment, so every gunicorn a test starts inherits it, through
+        # tests/server.py (imported as server or as tests.server) or not.
+        monkeypatch.setenv("GENERATE_SHARE_CEREMONY_AUTH", mode)
+    else:
+        monkeypatch.delenv("GENERATE_SHARE_CEREMONY_AUTH", raising=False)  # not the shell's
 
 
 @pytest.fixture
 def app(tmp_path):
-    """An app over a fresh data folder, in open mode, released at the end."""
-    app = create_app({"DATA_DIR": str(tmp_path / "data"), "CEREMONY_AUTH": "open"})
+    """An app over a fresh data folder, in the test's mode (token unless marked), released at the end."""
+    app = create_app({"DATA_DIR": str(tmp_path / "data")})
     yield app
     app.extensions["generate_share_store"].close()
 

@@ -58,14 +58,14 @@ class Server:
         self.log_path = Path(log_path)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        # Open mode (the seed's behaviour) and no rate limit (tests send many writes
-        # from one address) unless the caller's env names them; a variable set to
-        # None is left out, so a test can run the real default.
+        # No rate limit (tests send many writes from one address) unless the
+        # caller's env names one; a variable set to None is left out, so a test can
+        # run the real default. The mode is the service's default, token, unless
+        # the test's ceremony_auth marker put another in os.environ (tests/conftest.py).
         merged = {
             **os.environ,
             "GENERATE_SHARE_DATA_DIR": str(self.data_dir),
             "GENERATE_SHARE_BIND": f"127.0.0.1:{self.port}",
-            "GENERATE_SHARE_CEREMONY_AUTH": "open",
             "GENERATE_SHARE_RATE_LIMIT": "off",
             **(env or {}),
         }
@@ -107,17 +107,17 @@ class Server:
         wait_for_http(self, "gunicorn")
         return self
 
-    def get(self, path: str, **kwargs) -> requests.Response:
-        """GET a path of the server, with a timeout."""
-        return requests.get(self.url + path, timeout=30, **kwargs)
+    def get(self, path: str, timeout: float = 30, **kwargs) -> requests.Response:
+        """GET a path of the server, within 30 s unless ``timeout`` says otherwise."""
+        return requests.get(self.url + path, timeout=timeout, **kwargs)
 
-    def put(self, path: str, **kwargs) -> requests.Response:
-        """PUT to a path of the server, with a timeout."""
-        return requests.put(self.url + path, timeout=30, **kwargs)
+    def put(self, path: str, timeout: float = 30, **kwargs) -> requests.Response:
+        """PUT to a path of the server, within 30 s unless ``timeout`` says otherwise."""
+        return requests.put(self.url + path, timeout=timeout, **kwargs)
 
-    def delete(self, path: str, **kwargs) -> requests.Response:
-        """DELETE a path of the server, with a timeout."""
-        return requests.delete(self.url + path, timeout=30, **kwargs)
+    def delete(self, path: str, timeout: float = 30, **kwargs) -> requests.Response:
+        """DELETE a path of the server, within 30 s unless ``timeout`` says otherwise."""
+        return requests.delete(self.url + path, timeout=timeout, **kwargs)
 
     def wait(self, timeout: float = BOOT_SECONDS) -> int:
         """Wait for the master to exit and return its exit code."""

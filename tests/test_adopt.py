@@ -9,6 +9,9 @@ import pytest
 from app import audit, reading, shamir
 from helpers import assert_error
 
+# Open mode: adoption as the seed does it, without the lead's token; tests/test_token.py adopts in token mode.
+pytestmark = pytest.mark.ceremony_auth("open")
+
 V1 = "/v1/sys"
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "vault-shamir.json").read_text())["cases"]
 # The cases that leave room for one share more than the threshold.

@@ -17,6 +17,9 @@ from app.records import Store
 from app.state import STATE_FILE, ShareRecord, State
 from server import Server
 
+# Open mode: the anchor under open ceremonies; the mode does not change what is anchored.
+pytestmark = pytest.mark.ceremony_auth("open")
+
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-c", "from app.cli import main; main()"]
 V1 = "/v1/sys"

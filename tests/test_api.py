@@ -9,6 +9,9 @@ import pytest
 from app import create_app
 from helpers import assert_error, same_key
 
+# Open mode: the HTTP contract of open mode, the seed's; tests/test_token.py holds token mode's.
+pytestmark = pytest.mark.ceremony_auth("open")
+
 V1 = "/v1/sys"
 
 

@@ -12,6 +12,9 @@ from app.state import STATE_FILE
 from helpers import assert_error
 from server import Server
 
+# Open mode: what the seed's ceremonies write to the trail; tests/test_token.py has token mode's.
+pytestmark = pytest.mark.ceremony_auth("open")
+
 V1 = "/v1/sys"
 
 

@@ -22,6 +22,9 @@ from gpgtools import gpg_in
 from helpers import same_key
 from server import Server, free_port
 
+# Open mode: the CLI as the seed drove it; tests/test_cli_token.py drives it in token mode.
+pytestmark = pytest.mark.ceremony_auth("open")
+
 ATTEMPT = "/v1/sys/generate-share/attempt"
 ADOPT = "/v1/sys/adopt/attempt"
 SCRIPT = Path(sys.executable).parent / "generate-share"

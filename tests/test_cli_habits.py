@@ -29,6 +29,9 @@ from app.cli.options import Options
 from gpgtools import gpg_in
 from server import Server
 
+# Open mode: the CLI's habits, the same in both modes, shown without a token.
+pytestmark = pytest.mark.ceremony_auth("open")
+
 ATTEMPT = "/v1/sys/generate-share/attempt"
 SCRIPT = Path(sys.executable).parent / "generate-share"
 DEAD = "http://127.0.0.1:1"  # nothing listens on port 1

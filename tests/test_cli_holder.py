@@ -57,7 +57,8 @@ def errors(result: Result) -> list[str]:
 @pytest.fixture
 def server(tmp_path):
     """A real server in open mode over a fresh data folder."""
-    with Server(tmp_path / "data", tmp_path / "gunicorn.log") as s:
+    env = {"GENERATE_SHARE_CEREMONY_AUTH": "open"}  # what a holder is told in the seed's mode
+    with Server(tmp_path / "data", tmp_path / "gunicorn.log", env=env) as s:
         yield s
         s.kill()
 
@@ -213,15 +214,13 @@ def test_a_failed_quorum_and_a_failed_adoption_name_generate_share_verify(server
     assert other_key not in failed.output
 
 
-def test_a_failed_adoption_names_verify_and_inspect(tmp_path):
+def test_a_failed_adoption_names_verify_and_inspect(server):
     """An inconsistent set: what a holder can check, and that verify checks only adopted sets."""
-    with Server(tmp_path / "data", tmp_path / "gunicorn.log") as s:
-        ok(s.url, "adopt", "start", "--threshold", "3")
-        for share in SHARES[:3]:
-            ok(s.url, "adopt", "update", input=share + "\n")
-        wrong = f"{int(SHARES[3][:2], 16) ^ 1:02x}" + SHARES[3][2:]
-        failed = run(s.url, "adopt", "update", input=wrong + "\n")
-        s.kill()
+    ok(server.url, "adopt", "start", "--threshold", "3")
+    for share in SHARES[:3]:
+        ok(server.url, "adopt", "update", input=share + "\n")
+    wrong = f"{int(SHARES[3][:2], 16) ^ 1:02x}" + SHARES[3][2:]
+    failed = run(server.url, "adopt", "update", input=wrong + "\n")
     assert failed.exit_code == 1 and len(errors(failed)) == 1
     assert "'generate-share inspect' shows its x and length" in failed.stderr
     assert "'generate-share verify' checks a share only once its set is adopted" in failed.stderr

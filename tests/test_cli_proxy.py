@@ -27,6 +27,9 @@ from click.testing import CliRunner, Result
 from app.cli import cli
 from server import Server, free_port
 
+# Open mode: the CLI's proxy handling, the same in both modes, shown on an open ceremony.
+pytestmark = pytest.mark.ceremony_auth("open")
+
 SCRIPT = Path(sys.executable).parent / "generate-share"
 VAULT = json.loads((Path(__file__).parent / "vectors" / "vault-shamir.json").read_text())["cases"][0]
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")

@@ -242,6 +242,8 @@ def test_adopt_start_sends_only_the_seal_config_and_the_small_files(tmp_path, mo
     assert len(json.dumps(body)) < 2000  # the encrypted store (state.bin) never leaves
 
 
+# Open: the holders' CLI steps, read without the lead's token (token mode's are in tests/test_cli_token.py).
+@pytest.mark.ceremony_auth("open")
 def test_t_holders_adopt_through_the_cli_against_the_real_server(tmp_path):
     cluster = Cluster()
     path = write(tmp_path / "raft.snap", archive(cluster.members()))

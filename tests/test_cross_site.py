@@ -13,6 +13,9 @@ from app.errors import StartupError
 from helpers import assert_error
 from server import Server
 
+# Open mode: the browser checks come before any token, and open mode shows them without one.
+pytestmark = pytest.mark.ceremony_auth("open")
+
 V1 = "/v1/sys"
 ALLOWED = "https://ops.example.org"
 INIT = {"secret_shares": 3, "secret_threshold": 2}

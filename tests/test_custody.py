@@ -8,6 +8,9 @@ import pytest
 from app import audit, create_app, reading
 from helpers import assert_error
 
+# Open mode: custody checks beside open attempts; verify needs no token in either mode.
+pytestmark = pytest.mark.ceremony_auth("open")
+
 V1 = "/v1/sys"
 
 

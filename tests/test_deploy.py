@@ -229,7 +229,7 @@ def test_the_startup_line_names_address_folder_state_mode_and_no_warning_on_loop
     [first] = startup_lines(s)
     assert first["addresses"] == [f"127.0.0.1:{s.port}"]
     assert first["data_dir"] == str(folder)
-    assert first["initialized"] is False and first["ceremony_auth"] == "open" and first["tls"] is False
+    assert first["initialized"] is False and first["ceremony_auth"] == "token" and first["tls"] is False
     assert first["level"] == "INFO"
     assert f"listening on 127.0.0.1:{s.port}, data folder {folder}, not initialized" in first["message"]
     [second] = startup_lines(again)

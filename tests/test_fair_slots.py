@@ -25,6 +25,9 @@ from test_deploy import TLSServer, make_cert
 from app import slots
 from server import ROOT, Server
 
+# Open mode: attacks on the worker, the same in both modes, with open ceremonies beside them.
+pytestmark = pytest.mark.ceremony_auth("open")
+
 V1 = "/v1/sys"
 UNINITIALIZED = 501
 PROBE_BOUND = 1.0

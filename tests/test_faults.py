@@ -16,6 +16,9 @@ from app.records import Store
 from helpers import assert_error, same_key
 from server import ROOT, Server
 
+# Open mode: faults during open ceremonies; the mode does not change what a full disk or SIGTERM does.
+pytestmark = pytest.mark.ceremony_auth("open")
+
 V1 = "/v1/sys"
 
 

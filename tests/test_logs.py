@@ -27,9 +27,11 @@ def every_record(caplog):
 
 
 def test_a_whole_ceremony_with_errors_logs_no_key_material(client, keyring, every_record):
-    keys = client.put(f"{V1}/init", json={"secret_shares": 5, "secret_threshold": 3}).get_json()["keys"]
+    init = client.put(f"{V1}/init", json={"secret_shares": 5, "secret_threshold": 3}).get_json()
+    keys, lead = init["keys"], {"X-Vault-Token": init["root_token"]}
     pgp_key = base64.b64encode(keyring.public_binary(keyring.RSA)).decode()
-    nonce = client.put(f"{V1}/generate-share/attempt", json={"pgp_key": pgp_key}).get_json()["nonce"]
+    start = client.put(f"{V1}/generate-share/attempt", json={"pgp_key": pgp_key}, headers=lead)
+    nonce = start.get_json()["nonce"]
     wrong = bytearray.fromhex(keys[2])
     wrong[3] ^= 1
     # A duplicate, a short share, then a failed reconstruction.
@@ -48,6 +50,7 @@ def test_a_whole_ceremony_with_errors_logs_no_key_material(client, keyring, ever
         raw = bytes.fromhex(secret)
         for form in (secret, secret[:-2], secret.upper(), base64.b64encode(raw).decode(), repr(raw)[2:-1]):
             assert form not in text
+    assert init["root_token"] not in text and nonce not in text
 
 
 @contextlib.contextmanager

@@ -47,8 +47,9 @@ def requests_by_class(client) -> dict:
 def test_after_a_ceremony_the_gauges_say_what_happened(client):
     before = gauges(client)
     assert before["initialized"] == 0 and before["shares_issued"] == 0 and before["audit_lines"] == 0
-    keys = client.put(f"{V1}/init", json={"secret_shares": 5, "secret_threshold": 3}).get_json()["keys"]
-    nonce = client.put(f"{V1}/generate-share/attempt").get_json()["nonce"]
+    init = client.put(f"{V1}/init", json={"secret_shares": 5, "secret_threshold": 3}).get_json()
+    keys, lead = init["keys"], {"X-Vault-Token": init["root_token"]}
+    nonce = client.put(f"{V1}/generate-share/attempt", headers=lead).get_json()["nonce"]
     client.put(f"{V1}/generate-share/update", json={"key": keys[0], "nonce": nonce})
     during = gauges(client)
     assert during["attempt_in_progress"] == 1 and during["attempt_progress"] == 1
@@ -70,7 +71,9 @@ def test_after_a_ceremony_the_gauges_say_what_happened(client):
         "low_disk": 0,
         "notify_backlog": 0,
     }
-    client.put(f"{V1}/adopt/attempt", json={"secret_threshold": 2})  # refused: initialized (one more line)
+    client.put(
+        f"{V1}/adopt/attempt", json={"secret_threshold": 2}, headers=lead
+    )  # refused: initialized (one more line)
     assert gauges(client)["audit_lines"] == head + 1
 
 

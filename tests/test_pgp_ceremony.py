@@ -10,6 +10,9 @@ import pytest
 from app import shamir
 from helpers import assert_error
 
+# Open mode: PGP ceremonies as the seed runs them (token mode's are in tests/test_token.py).
+pytestmark = pytest.mark.ceremony_auth("open")
+
 V1 = "/v1/sys"
 
 

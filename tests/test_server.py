@@ -11,6 +11,9 @@ import requests
 from app import shamir
 from server import Server
 
+# Open mode: the seed's ceremonies through gunicorn; tests/test_token.py runs token mode through it.
+pytestmark = pytest.mark.ceremony_auth("open")
+
 V1 = "/v1/sys"
 
 

@@ -87,12 +87,13 @@ def _timed(call):
 
 
 def _ceremony(server: Server) -> None:
-    """Init with 5 shares (threshold 3), start an attempt and submit 3 shares."""
+    """Init with 5 shares (threshold 3), start an attempt with the root token and submit 3 shares."""
     init = requests.put(
         server.url + f"{V1}/init", json={"secret_shares": 5, "secret_threshold": 3}, timeout=PATIENCE
     )
     assert init.status_code == 200, init.text
-    start = requests.put(server.url + f"{V1}/generate-share/attempt", timeout=PATIENCE)
+    lead = {"X-Vault-Token": init.json()["root_token"]}
+    start = requests.put(server.url + f"{V1}/generate-share/attempt", headers=lead, timeout=PATIENCE)
     assert start.status_code == 200, start.text
     nonce = start.json()["nonce"]
     for key in init.json()["keys"][:3]:

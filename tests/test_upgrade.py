@@ -20,6 +20,9 @@ from app.reading import verify
 from tests.helpers import same_key
 from tests.server import Server
 
+# Open mode: the released version (format 1) ran in open mode, and its folder still does.
+pytestmark = pytest.mark.ceremony_auth("open")
+
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "format1"
 SCRIPT = Path(sys.executable).parent / "generate-share"
 V1 = "/v1/sys"
