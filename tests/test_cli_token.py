@@ -325,6 +325,10 @@ def test_a_token_mode_ceremony_through_the_cli(server, tmp_path):
     assert len(base64.b64decode(pad)) == 33 == server.get(ATTEMPT).json()["otp_length"]
     status = ok(server.url, "status").stdout
     assert "One-time pad:    33 bytes, held by the lead" in status and pad not in status
+    # A holder without the token is told why the nonce is not there, and what to use instead.
+    assert "Nonce:           not shown without the operator token: use the nonce the lead announced" in status
+    assert nonce not in status
+    assert f"Nonce:           {nonce}" in ok(server.url, "status", env=lead).stdout
     assert (
         "PGP fingerprint: none (the new share will be returned masked with the lead's one-time pad)" in status
     )
@@ -373,8 +377,8 @@ def test_a_token_mode_ceremony_through_the_cli(server, tmp_path):
     assert server.get(ATTEMPT).json()["started"] is False
 
 
-def test_the_token_goes_only_with_start_and_cancel(server, monkeypatch):
-    """Send X-Vault-Token with start and cancel only: never to health, status or with a share."""
+def test_the_token_goes_only_with_start_status_and_cancel(server, monkeypatch):
+    """Send X-Vault-Token with start, status (for the nonce) and cancel; never to health or with a share."""
     keys, token = init_token(server)
     sent = []
     real = requests.Session.request
@@ -395,7 +399,7 @@ def test_the_token_goes_only_with_start_and_cancel(server, monkeypatch):
     ok(server.url, "verify", input=keys[1] + "\n", env=lead)
     ok(server.url, "cancel", env=lead)
     with_token = [(method, path) for method, path, header in sent if header is not None]
-    assert with_token == [("PUT", ATTEMPT), ("DELETE", ATTEMPT)]
+    assert with_token == [("PUT", ATTEMPT), ("GET", ATTEMPT), ("DELETE", ATTEMPT)]
     assert all(header in (None, token) for _, _, header in sent)
     assert ("GET", "/v1/sys/health") in [(m, p) for m, p, _ in sent]
 

@@ -10,7 +10,8 @@ import click
 from app.cli.client import ADOPT, ADOPT_UPDATE, ATTEMPT
 from app.cli.failure import fail_usage
 from app.cli.options import Options, cancel_ceremony, pass_options
-from app.cli.output import echo_json, progress, root_token_lines, x_list
+from app.cli.output import HIDDEN_NONCE, echo_json, progress, root_token_lines, x_list
+from app.cli.prompts import read_token
 from app.cli.snapshot import describe, load_snapshot
 from app.cli.submit import nonce_option, submit_share
 from app.snapshot import Snapshot
@@ -48,7 +49,7 @@ def _indices(value: str) -> list[int]:
 
 def _adoption_lines(s: dict) -> None:
     """Print an adoption's nonce, progress and threshold."""
-    click.echo(f"Nonce:     {s['nonce'] or '-'}")
+    click.echo(f"Nonce:     {s['nonce'] or (HIDDEN_NONCE if s['started'] else '-')}")
     click.echo(f"Progress:  {progress(s) if s['started'] else '-'}")
     click.echo(f"Threshold: {s['secret_threshold'] if s['started'] else '-'}")
 
@@ -184,8 +185,8 @@ def adopt_start(
 @adopt_group.command("status")
 @pass_options
 def adopt_status(options: Options) -> None:
-    """Show the adoption in progress: started, progress, threshold, nonce."""
-    reply = options.client().call("GET", ADOPT)
+    """Show the adoption in progress: started, progress, threshold, nonce (to its lead)."""
+    reply = options.client().call("GET", ADOPT, token=read_token(options.token_file))
     if options.json:
         echo_json(reply)
         return

@@ -18,8 +18,16 @@ from app.cli.client import ADOPT, ATTEMPT, INIT, UPDATE
 from app.cli.decrypt import gpg_decrypt
 from app.cli.failure import USAGE, Failure, fail_usage
 from app.cli.options import Options, cancel_ceremony, lead_call, pass_options
-from app.cli.output import echo_json, fingerprint_line, grouped, progress, root_token_lines, subkey_line
-from app.cli.prompts import read_key_file, read_pad
+from app.cli.output import (
+    HIDDEN_NONCE,
+    echo_json,
+    fingerprint_line,
+    grouped,
+    progress,
+    root_token_lines,
+    subkey_line,
+)
+from app.cli.prompts import read_key_file, read_pad, read_token
 from app.cli.submit import nonce_option, submit_share
 from app.encoding import otp_check as otp_check_of
 
@@ -29,15 +37,15 @@ __all__ = ["cancel", "decode", "init", "start", "status", "update"]
 @click.command()
 @pass_options
 def status(options: Options) -> None:
-    """Show the share generation attempt: started, progress, nonce, PGP fingerprint."""
-    reply = options.client().call("GET", ATTEMPT)
+    """Show the share generation attempt: started, progress, nonce (to the lead), PGP fingerprint."""
+    reply = options.client().call("GET", ATTEMPT, token=read_token(options.token_file))
     if options.json:
         echo_json(reply)
         return
     s = reply.data
     click.echo(f"Started:         {'true' if s['started'] else 'false'}")
     click.echo(f"Progress:        {progress(s)}")
-    click.echo(f"Nonce:           {s['nonce'] or '-'}")
+    click.echo(f"Nonce:           {s['nonce'] or (HIDDEN_NONCE if s['started'] else '-')}")
     masked = bool(s.get("otp_length"))
     click.echo(
         f"PGP fingerprint: {fingerprint_line(s['pgp_fingerprint'], masked=masked) if s['started'] else '-'}"
@@ -80,7 +88,7 @@ def init(
     fingerprints = result.get("pgp_fingerprints") or []
     if fingerprints:
         for i, (share, fp) in enumerate(zip(result["keys_base64"], fingerprints, strict=True), start=1):
-            click.echo(f"Share {i} (encrypted to {fp}, base64): {share}")
+            click.echo(f"Share {i} (encrypted to {grouped(fp)}, base64): {share}")
     else:
         for i, share in enumerate(result["keys"], start=1):
             click.echo(f"Share {i} (x = {int(share[-2:], 16)}): {share}")  # hex: x is the last byte

@@ -18,8 +18,9 @@ The server's error sentences name its HTTP routes ("cancel it with DELETE
 a request they cannot send.
 
 The lead's token is sent, in ``X-Vault-Token``, only with the requests that
-need it (``token=`` of ``call``): never to health, never with a share, so an
-address that points elsewhere never sees it.
+need it (``token=`` of ``call``: a start, a cancel, and the status reads,
+which show the nonce only with it): never to health, never with a share, so
+an address that points elsewhere never sees it.
 """
 
 from __future__ import annotations

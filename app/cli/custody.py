@@ -7,7 +7,7 @@ import click
 from app.cli.client import SHARES, VERIFY
 from app.cli.failure import OK, REFUSED
 from app.cli.options import Options, pass_options
-from app.cli.output import custody, echo_json
+from app.cli.output import custody, echo_json, grouped
 from app.cli.prompts import read_share
 
 __all__ = ["shares", "verify_share"]
@@ -22,7 +22,7 @@ __all__ = ["shares", "verify_share"]
 )
 @pass_options
 def shares(options: Options, since: str | None) -> None:
-    """List every share ever issued: index, origin, time, custody, PGP fingerprint."""
+    """List every share ever issued: index, origin, time, custody, PGP fingerprint (as gpg shows it)."""
     reply = options.client().call("GET", SHARES, params={"since": since} if since is not None else None)
     if options.json:
         echo_json(reply)
@@ -31,7 +31,7 @@ def shares(options: Options, since: str | None) -> None:
     header = ("INDEX", "ORIGIN", "ISSUED AT", "CUSTODY", "PGP FINGERPRINT")
     rows = [header]
     rows += [
-        (str(s["index"]), s["origin"], s["issued_at"], custody(s), s["pgp_fingerprint"] or "-")
+        (str(s["index"]), s["origin"], s["issued_at"], custody(s), grouped(s["pgp_fingerprint"]) or "-")
         for s in registry["shares"]
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

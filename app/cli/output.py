@@ -18,6 +18,10 @@ __all__ = [
 ]
 
 
+#: What a holder without the lead's token sees for the nonce of a ceremony in token mode.
+HIDDEN_NONCE = "not shown without the operator token: use the nonce the lead announced"
+
+
 def grouped(fingerprint: str) -> str:
     """Return a fingerprint in groups of four, as gpg --fingerprint shows it."""
     groups = [fingerprint[i : i + 4].upper() for i in range(0, len(fingerprint), 4)]
