@@ -175,7 +175,8 @@ class AdoptionStatusReply(OmitEmpty):
     nonce = fields.String(
         required=True,
         metadata={
-            "description": "the adoption's nonce, sent with every share; empty when none is in progress"
+            "description": "the adoption's nonce, sent with every share; in token mode shown only with "
+            "the operator token of the adoption's start reply; empty when none is in progress"
         },
     )
     progress = fields.Integer(
