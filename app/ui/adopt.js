@@ -5,6 +5,7 @@
 import { put, remove } from "./api.js";
 import { byId, copy, fill, hush, say, shown } from "./dom.js";
 import { progress } from "./format.js";
+import { sendShare } from "./share.js";
 
 /** Return the whole number in a field, null when empty, or throw a sentence naming the field. */
 function number(id, name) {
@@ -31,6 +32,7 @@ export class AdoptView {
     this.share = byId("adopt-share");
     this.nonce = byId("adopt-nonce-field");
     this.message = byId("adopt-message");
+    this.submit = byId("adopt-submit");
     byId("adopt-start").addEventListener("submit", (event) => {
       event.preventDefault();
       this.start();
@@ -62,7 +64,7 @@ export class AdoptView {
     shown(byId("adopt-cancel"), active && health?.ceremony_auth !== "open");
     byId("adopt-cancel-token").parentElement.hidden = health?.ceremony_auth === "open";
     if (!active && !(health?.initialized ?? false)) shown(byId("adopt-started"), false);
-    byId("adopt-submit").disabled = !active || this.busy === true;
+    this.submit.disabled = !active || this.busy === true;
   }
 
   async start() {
@@ -99,31 +101,14 @@ export class AdoptView {
     this.live.now();
   }
 
-  async send() {
-    const key = this.share.value.trim();
-    this.share.value = "";
-    const nonce = this.nonce.value.trim();
-    if (!key) {
-      say(this.message, "error", "type or paste your share in the Share field first.");
-      this.share.focus();
-      return;
-    }
-    this.busy = true;
-    byId("adopt-submit").disabled = true;
-    say(this.message, "info", "Sending your share\u2026");
-    try {
-      const reply = await put("/adopt/update", { key, nonce: nonce || null });
+  send() {
+    return sendShare(this, "/adopt/update", (reply) => {
       if (reply.complete) {
         say(this.message, "ok", `the share set was adopted: x ${reply.indices.join(", ")} are recorded as adopted. The service is initialized; prove a replacement on the real cluster before relying on it.`);
       } else {
         say(this.message, "ok", `your share was accepted: ${progress(reply.progress, reply.required)}.`);
       }
-    } catch (refusal) {
-      say(this.message, "error", refusal.message);
-    } finally {
-      this.busy = false;
-      this.live.now();
-    }
+    });
   }
 
   async cancel() {

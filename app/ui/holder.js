@@ -1,15 +1,15 @@
 // The holder's view: the attempt's progress, the key the new share goes to,
 // the Nonce and Share fields, and for the completing holder the new share.
 //
-// The share is read from its field, the field is emptied at once, and the
-// value goes into one request body: nothing is stored, nothing is put in a
-// URL (no field has a name, and the page's policy forbids a form to
+// The share is sent by share.js: read from its field, the field emptied at
+// once, the value in one request body. Nothing is stored, nothing is put in
+// a URL (no field has a name, and the page's policy forbids a form to
 // navigate). JavaScript cannot wipe a string: clearing is best effort, as
 // everywhere a secret passes through a garbage-collected runtime.
 
-import { put } from "./api.js";
 import { byId, download, el, fill, hush, say, shown } from "./dom.js";
 import { fingerprint, progress } from "./format.js";
+import { sendShare } from "./share.js";
 
 /** The PGP key (or pad) an attempt's new share goes to, for the room to compare. */
 export function protection(attempt, auth) {
@@ -88,32 +88,11 @@ export class HolderView {
     this.nonce.required = auth === "token";
   }
 
-  async send() {
-    // Read, then empty the field before anything else can happen.
-    const key = this.share.value.trim();
-    this.share.value = "";
-    const nonce = this.nonce.value.trim();
-    if (!key) {
-      say(this.message, "error", "type or paste your share in the Share field first.");
-      this.share.focus();
-      return;
-    }
-    this.busy = true;
-    this.submit.disabled = true;
-    say(this.message, "info", "Sending your share\u2026");
-    try {
-      const reply = await put("/generate-share/update", { key, nonce: nonce || null });
-      if (reply.complete) {
-        this.complete(reply);
-      } else {
-        say(this.message, "ok", `your share was accepted: ${progress(reply.progress, reply.required)}.`);
-      }
-    } catch (refusal) {
-      say(this.message, "error", refusal.message);
-    } finally {
-      this.busy = false;
-      this.live.now();
-    }
+  send() {
+    return sendShare(this, "/generate-share/update", (reply) => {
+      if (reply.complete) this.complete(reply);
+      else say(this.message, "ok", `your share was accepted: ${progress(reply.progress, reply.required)}.`);
+    });
   }
 
   complete(reply) {
