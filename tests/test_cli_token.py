@@ -297,7 +297,9 @@ def init_token(server) -> tuple[list[str], str]:
     keys = re.findall(r"^Share \d+ \(x = \d+\): ([0-9a-f]+)$", out, flags=re.MULTILINE)
     token = re.search(r"^Root token: (\S+)$", out, flags=re.MULTILINE).group(1)
     assert len(keys) == 5 and out.count(token) == 1
-    assert "the ceremony lead needs it to start and cancel ceremonies" in out
+    assert "the ceremony lead needs it to start\nand cancel ceremonies, and to see the nonce again" in out
+    after = out[out.index("Root token:") :].splitlines()
+    assert all(len(line) <= 80 for line in after[1:])  # the advice fits a terminal of 80 columns
     return keys, token
 
 

@@ -78,9 +78,11 @@ def root_token_lines(reply: dict) -> None:
         return  # open mode: there is no lead's token
     click.echo("")
     click.echo(f"Root token: {token}")
+    # Lines a terminal of 80 columns shows whole: this is read once, carefully.
     click.echo(
-        "Keep it as you would a Vault root token: the ceremony lead needs it to start and cancel "
-        "ceremonies (export GENERATE_SHARE_TOKEN, or --token-file FILE with mode 600). "
-        "It is shown only this once; the service keeps only its hash. A lost token is replaced, "
-        "with the service stopped, by: generate-share token reset DATA_DIR"
+        "Keep it as you would a Vault root token: the ceremony lead needs it to start\n"
+        "and cancel ceremonies, and to see the nonce again (export GENERATE_SHARE_TOKEN,\n"
+        "or --token-file FILE with mode 600). It is shown only this once; the service\n"
+        "keeps only its hash. A lost token is replaced, with the service stopped, by:\n"
+        "  generate-share token reset DATA_DIR"
     )
