@@ -72,11 +72,24 @@ def client(app):
 
 
 @pytest.fixture
-def shares(client) -> list[str]:
-    """Initialize 3 of 5 and return the shares as hex."""
+def initialized(client) -> dict:
+    """Initialize 3 of 5 and return init's reply: the shares as hex, and in token mode the root token."""
     r = client.put("/v1/sys/init", json={"secret_shares": 5, "secret_threshold": 3})
     assert r.status_code == 200
-    return r.get_json()["keys"]
+    return r.get_json()
+
+
+@pytest.fixture
+def shares(initialized) -> list[str]:
+    """Initialize 3 of 5 and return the shares as hex."""
+    return initialized["keys"]
+
+
+@pytest.fixture
+def lead(initialized) -> dict:
+    """Return the ceremony lead's headers: init's root token as X-Vault-Token (none in open mode)."""
+    token = initialized.get("root_token")
+    return {"X-Vault-Token": token} if token else {}
 
 
 @pytest.fixture

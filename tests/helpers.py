@@ -1,5 +1,7 @@
 """Small assertions shared by the HTTP tests."""
 
+import base64
+
 from app import shamir
 
 
@@ -21,3 +23,11 @@ def same_key(new_share_hex: str, old_shares_hex: list[str], threshold: int) -> b
     old = [bytes.fromhex(s) for s in old_shares_hex]
     expected = shamir.combine(old[:threshold])
     return shamir.combine([bytes.fromhex(new_share_hex), *old[: threshold - 1]]) == expected
+
+
+def unmask(share_hex: str, otp: str | None) -> str:
+    """Return a new share as hex, XORed with the start's one-time pad when there is one (token mode)."""
+    if not otp:
+        return share_hex
+    pad = base64.b64decode(otp)
+    return bytes(a ^ b for a, b in zip(bytes.fromhex(share_hex), pad, strict=True)).hex()

@@ -17,9 +17,6 @@ from app.records import Store
 from app.state import STATE_FILE, ShareRecord, State
 from server import Server
 
-# Open mode: the anchor under open ceremonies; the mode does not change what is anchored.
-pytestmark = pytest.mark.ceremony_auth("open")
-
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-c", "from app.cli import main; main()"]
 V1 = "/v1/sys"
@@ -223,11 +220,13 @@ def test_the_key_never_reaches_a_message(key_file, tmp_path):
 
 
 def records_through_the_server(folder: Path, log: Path, env: dict) -> None:
-    """Init, then start and cancel an attempt (two lines after the last change of state)."""
+    """Init, then start and cancel an attempt as the lead (two lines after the last change of state)."""
     with Server(folder, log, env=env) as server:
-        assert server.put(f"{V1}/init", json={"secret_shares": 3, "secret_threshold": 2}).status_code == 200
-        assert server.put(f"{V1}/generate-share/attempt", json={}).status_code == 200
-        assert server.delete(f"{V1}/generate-share/attempt").status_code in (200, 204)
+        init = server.put(f"{V1}/init", json={"secret_shares": 3, "secret_threshold": 2})
+        assert init.status_code == 200
+        lead = {"X-Vault-Token": init.json()["root_token"]}
+        assert server.put(f"{V1}/generate-share/attempt", json={}, headers=lead).status_code == 200
+        assert server.delete(f"{V1}/generate-share/attempt", headers=lead).status_code in (200, 204)
 
 
 def refused_server_start(folder: Path, log: Path, env: dict) -> str:

@@ -6,10 +6,7 @@ import json
 import pytest
 
 from app import audit, create_app, reading
-from helpers import assert_error
-
-# Open mode: custody checks beside open attempts; verify needs no token in either mode.
-pytestmark = pytest.mark.ceremony_auth("open")
+from helpers import assert_error, unmask
 
 V1 = "/v1/sys"
 
@@ -20,11 +17,15 @@ def verify(client, key):
     return r.get_json()
 
 
-def generate(client, shares, **body):
-    nonce = client.put(f"{V1}/generate-share/attempt", json=body or None).get_json()["nonce"]
+def generate(client, lead, shares, **body):
+    """Run an attempt as the lead; return its last reply, a bare share unmasked with the start's pad."""
+    start = client.put(f"{V1}/generate-share/attempt", json=body or None, headers=lead).get_json()
     for key in shares:
-        r = client.put(f"{V1}/generate-share/update", json={"key": key, "nonce": nonce})
-    return r.get_json()
+        r = client.put(f"{V1}/generate-share/update", json={"key": key, "nonce": start["nonce"]})
+    done = r.get_json()
+    if "key" in done:
+        done["key"] = unmask(done["key"], start.get("otp"))
+    return done
 
 
 def test_every_share_from_init_verifies(client, shares):
@@ -40,12 +41,12 @@ def test_every_share_from_init_verifies(client, shares):
     assert all(s["verifiable"] and s["verified_at"] for s in registry["shares"])
 
 
-def test_a_generated_share_verifies_even_when_it_was_encrypted(client, shares, keyring):
-    plain = generate(client, shares[:3])
+def test_a_generated_share_verifies_even_when_it_was_encrypted(client, lead, shares, keyring):
+    plain = generate(client, lead, shares[:3])
     body = verify(client, plain["key"])
     assert body["valid"] is True and body["origin"] == "generate-share"
     pgp_key = base64.b64encode(keyring.public_binary(keyring.ECC)).decode()
-    sealed = generate(client, shares[1:4], pgp_key=pgp_key)
+    sealed = generate(client, lead, shares[1:4], pgp_key=pgp_key)
     share = keyring.decrypt(base64.b64decode(sealed["key_base64"]))
     assert verify(client, share.hex())["index"] == share[-1]
     assert verify(client, sealed["key"][:66])["valid"] is False  # the ciphertext is no share
@@ -93,14 +94,14 @@ def test_before_init_there_is_nothing_to_verify(client):
     assert_error(client.put(f"{V1}/shares/verify", json={"key": "00" * 33}), 400, "not initialized")
 
 
-def test_verification_during_an_attempt_leaves_it_untouched(client, shares):
-    nonce = client.put(f"{V1}/generate-share/attempt").get_json()["nonce"]
+def test_verification_during_an_attempt_leaves_it_untouched(client, lead, shares):
+    nonce = client.put(f"{V1}/generate-share/attempt", headers=lead).get_json()["nonce"]
     client.put(f"{V1}/generate-share/update", json={"key": shares[0], "nonce": nonce})
-    before = client.get(f"{V1}/generate-share/attempt").get_json()
+    before = client.get(f"{V1}/generate-share/attempt", headers=lead).get_json()
     assert verify(client, shares[1])["valid"] is True
     assert verify(client, shares[0])["valid"] is True  # also a share already submitted
     assert verify(client, "ff" * 33)["valid"] is False
-    assert client.get(f"{V1}/generate-share/attempt").get_json() == before
+    assert client.get(f"{V1}/generate-share/attempt", headers=lead).get_json() == before
     client.put(f"{V1}/generate-share/update", json={"key": shares[1], "nonce": nonce})
     last = client.put(f"{V1}/generate-share/update", json={"key": shares[2], "nonce": nonce}).get_json()
     assert last["complete"] is True
@@ -143,8 +144,8 @@ def test_each_check_is_in_the_audit_trail_by_index_only(client, shares, folder):
     assert reading.verify(folder).ok
 
 
-def test_the_data_folder_holds_no_share_material(client, shares, folder, keyring):
-    new = generate(client, shares[:3])["key"]
+def test_the_data_folder_holds_no_share_material(client, lead, shares, folder, keyring):
+    new = generate(client, lead, shares[:3])["key"]
     for key in [*shares, new]:
         verify(client, key)
     secrets = [bytes.fromhex(k) for k in [*shares, new]]
