@@ -29,18 +29,20 @@ MAX_LOGGED_PATH = 200
 
 def _begin() -> None:
     """Name the request and remember who sent it."""
-    environ = request.environ  # read directly: this runs on every request
+    # Each proxy (request, g) is resolved once: this runs on every request.
+    req, state = request._get_current_object(), g._get_current_object()
+    environ = req.environ
     incoming = environ.get("HTTP_X_REQUEST_ID", "")
     request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
     # REMOTE_ADDR is the client after ProxyFix has applied the trusted hops; the
     # endpoint's name is the action a refusal's trail line names ("update").
-    endpoint = request.endpoint
-    g.who = RequestInfo(
+    endpoint = req.endpoint
+    state.who = RequestInfo(
         request_id=request_id,
         client=environ.get("REMOTE_ADDR") or "",
         action=endpoint.rpartition(".")[2] if endpoint else "unknown",
     )
-    g.started = time.perf_counter()
+    state.started = time.perf_counter()
 
 
 # Sec-Fetch-Site values a browser sends for a request of the service's own
@@ -132,11 +134,12 @@ def _finish(counts: RequestCounts, response: Response) -> Response:
     headers = response.headers
     headers["Cache-Control"] = "no-store"
     headers["X-Content-Type-Options"] = "nosniff"
-    started, who = g.get("started") or time.perf_counter(), g.get("who", NOBODY)
+    state = g._get_current_object()
+    started, who = getattr(state, "started", None) or time.perf_counter(), getattr(state, "who", NOBODY)
     headers["X-Request-Id"] = who.request_id
     if access_log.isEnabledFor(logging.INFO):
-        environ = request.environ
-        path = request.path
+        req = request._get_current_object()
+        environ, path = req.environ, req.path
         if len(path) > MAX_LOGGED_PATH:
             path = shorten(path, MAX_LOGGED_PATH)
         # logs.access, not info(): no stack walk, and no LogRecord when only

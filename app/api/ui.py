@@ -89,7 +89,8 @@ def _serve(name: str) -> Response:
 @bp.after_app_request
 def _headers(response: Response) -> Response:
     """Give every reply under /ui (a 404, a 405, a redirect) the page's headers too."""
-    if request.path == "/ui" or request.path.startswith("/ui/"):
+    path = request.path
+    if path == "/ui" or path.startswith("/ui/"):
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
     return response
