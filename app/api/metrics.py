@@ -1,8 +1,8 @@
 """Metrics for a monitor: read from the service when scraped, in Prometheus' text or Vault's JSON.
 
 Nothing is kept for the scrape except one integer per status class, counted
-by the access hook (app/api/lifecycle.py): every other number is read from
-the service at scrape time, so a service nobody scrapes pays for nothing
+by the access hook (app/api/lifecycle.py) on app/counts.py's RequestCounts:
+every other number is read from the service at scrape time, so a service nobody scrapes pays for nothing
 else. Each app has its own registry (never prometheus_client's global one),
 so apps built side by side (tests) never share numbers. Every number is one
 a holder may already see in /sys/health or /sys/shares, or a count of
@@ -11,7 +11,6 @@ requests: no nonce, fingerprint, token or client address.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -19,6 +18,9 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+# The counts live below app/api, so that what writes a reply without the app may count it too.
+from ..counts import CLASSES, REQUEST_COUNTS, RequestCounts
 
 if TYPE_CHECKING:  # the service hands the overview over; the API imports no ceremony
     from ..ceremonies.oversight import Overview
@@ -33,33 +35,7 @@ __all__ = [
     "make_registry",
 ]
 
-#: The status classes counted, in order; a status outside 100-599 counts as 5xx.
-CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 PREFIX = "generate_share_"
-#: Where each app keeps its RequestCounts: made by app/api/lifecycle.py, read when scraped.
-REQUEST_COUNTS = "generate_share_request_counts"
-
-
-class RequestCounts:
-    """One counter per status class, bumped under a lock (cheaper than prometheus_client's Counter)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts = [0] * len(CLASSES)
-
-    def add(self, status: int) -> None:
-        """Count one reply of ``status``."""
-        index = status // 100 - 1
-        if not 0 <= index < len(CLASSES):
-            index = len(CLASSES) - 1
-        with self._lock:  # gunicorn's worker runs requests on threads: += alone could lose one
-            self._counts[index] += 1
-
-    def snapshot(self) -> dict[str, int]:
-        """Return the counts by class."""
-        with self._lock:
-            return dict(zip(CLASSES, self._counts, strict=True))
-
 
 # (name without prefix, help, how to read it from the overview)
 _GAUGES: tuple[tuple[str, str, Callable[[Overview], float]], ...] = (
