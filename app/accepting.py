@@ -11,10 +11,11 @@ that decides which connections it holds, with app/slots.py's bookkeeping:
 - At most ``ACCEPT_BATCH`` connections are accepted per wake-up, so that a
   flood of connects cannot starve the rest; ``EMFILE`` or ``ENFILE`` in
   ``accept`` pauses accepting for ``ACCEPT_PAUSE`` seconds.
-- A connection from an address that already holds its cap gets a 503 and is
-  closed; the others get a small kernel send buffer, with native TLS a socket
-  whose handshake the main loop advances without blocking, and one deadline
-  for the handshake and the first request.
+- A connection from an address that already holds its cap gets a 503 (logged
+  and counted, app/answering.py) and is closed; the others get a small kernel
+  send buffer, with native TLS a socket whose handshake the main loop
+  advances without blocking, and one deadline for the handshake and the
+  first request.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import errno
 import socket
 import time
 
-from .connection import CLOSED, IDLE, READ, Conn, canned
+from .answering import ADDRESS_CAP, Answers
+from .connection import CLOSED, IDLE, READ, Conn
 from .framing import Limits
 from .slots import AddressCounts
 
@@ -54,6 +56,7 @@ class Acceptor:
         connection_limit: int,
         per_address: int,
         deadline: float,
+        answers: Answers | None = None,
         tls=None,
         suppress_ragged_eofs: bool = True,
         log,
@@ -64,6 +67,8 @@ class Acceptor:
         self.connection_limit = connection_limit
         self.per_address = AddressCounts(per_address)
         self.deadline = deadline  # seconds for the TLS handshake, if any, and the first request
+        # Logs and counts the 503 (app/answering.py): the worker's, with the app's counts.
+        self.answers = answers if answers is not None else Answers(limits.request_line)
         self.tls = tls  # an ssl.SSLContext for native TLS, or None
         self.suppress_ragged_eofs = suppress_ragged_eofs
         self.log = log
@@ -140,8 +145,10 @@ class Acceptor:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         address = client[0] if isinstance(client, tuple) and client else "unix"
         if self.per_address.full(address):
+            sentence = f"this address already holds {self.per_address.cap} connections"
+            reply = self.answers.answer(503, sentence, client=address, reason=ADDRESS_CAP)
             with contextlib.suppress(OSError):
-                sock.send(canned(503, f"this address already holds {self.per_address.cap} connections"))
+                sock.send(reply)
             sock.close()
             return
         if self.tls is not None:

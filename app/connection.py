@@ -20,14 +20,13 @@ since they never wake the poller.
 
 from __future__ import annotations
 
-import json
 import selectors
 import socket
 import ssl
 
 from .framing import Framing, Limits
 
-__all__ = ["Conn", "canned", "HANDSHAKE", "READING", "SERVING", "WRITING", "IDLE", "CLOSING", "CLOSED"]
+__all__ = ["Conn", "HANDSHAKE", "READING", "SERVING", "WRITING", "IDLE", "CLOSING", "CLOSED"]
 
 HANDSHAKE, READING, SERVING, WRITING, IDLE, CLOSING, CLOSED = (
     "handshake", "reading", "serving", "writing", "idle", "closing", "closed"
@@ -39,27 +38,6 @@ SEND_SIZE = 256 * 1024
 LINGER_BYTES = 64 * 1024
 LINGER_SECONDS = 2.0
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_REASONS = {
-    400: "Bad Request",
-    408: "Request Timeout",
-    413: "Content Too Large",
-    414: "URI Too Long",
-    417: "Expectation Failed",
-    431: "Request Header Fields Too Large",
-    501: "Not Implemented",
-    503: "Service Unavailable",
-}
-
-
-def canned(status: int, sentence: str) -> bytes:
-    """Build a whole JSON error reply, in the app's shape, that closes the connection."""
-    body = json.dumps({"errors": [sentence]}).encode() + b"\n"
-    head = (
-        f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
-        "Connection: close\r\n\r\n"
-    )
-    return head.encode() + body
 
 
 class Conn:
@@ -76,6 +54,7 @@ class Conn:
         self.state = HANDSHAKE if self.tls else READING
         self.framing = Framing(limits)
         self.born = now
+        self.began = now  # when the request being read began: its first byte, or the accept
         self.deadline = now
         self.served = 0
         self.continue_sent = False
@@ -101,9 +80,9 @@ class Conn:
             self.poller.modify(self.sock, events, self)
         self.watching = events
 
-    def new_request(self, data: bytes, deadline: float) -> None:
-        """Start framing the next request, whose first bytes (maybe none) are ``data``."""
-        self.state, self.deadline = READING, deadline
+    def new_request(self, data: bytes, now: float, seconds: float) -> None:
+        """Start framing the next request, whose first bytes (maybe none) are ``data``, due in ``seconds``."""
+        self.state, self.began, self.deadline = READING, now, now + seconds
         self.framing = Framing(self.limits)
         self.continue_sent = False
         if data:

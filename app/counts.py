@@ -1,12 +1,16 @@
-"""The count of replies by status class, shown by /v1/sys/metrics (app/api/metrics.py).
+"""The count of replies by status class, kept by whoever writes a reply: the app or the worker.
 
-It lives below app/api, with no Flask, so that what writes a reply without
-the app (the gunicorn worker, app/worker.py) may count it on the same
-counter. There is no module-level instance: each app keeps its own in
+Most replies are the app's, counted by its access hook (app/api/lifecycle.py);
+some the gunicorn worker writes itself, without the app (app/worker.py: a 408,
+the framing's refusals, the 503 past an address's cap). Both count on one
+``RequestCounts``, the one /v1/sys/metrics reports (app/api/metrics.py), so
+this lives below app/api, where the worker may import it.
+
+There is no module-level instance: each app keeps its own in
 ``app.extensions[REQUEST_COUNTS]`` (apps built side by side in tests never
-share numbers), and code outside the app finds it through the app
-(``of(app)``), as gunicorn.conf.py finds the store. A bare WSGI app (a
-benchmark's) has none.
+share numbers), and the worker finds the app's through the app gunicorn
+loaded (``worker.wsgi.extensions``), as gunicorn.conf.py finds the store. A
+bare WSGI app (a benchmark's) has none, and the worker then counts nothing.
 """
 
 from __future__ import annotations

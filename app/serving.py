@@ -19,6 +19,8 @@ from datetime import datetime
 from gunicorn.http import RequestParser, wsgi
 from gunicorn.http import errors as http_errors
 
+from .answering import GUNICORN
+
 __all__ = ["ReplyBuffer", "serve"]
 
 #: What gunicorn sends for an expected 100-continue (gunicorn/http/wsgi.py). The body
@@ -34,6 +36,7 @@ class ReplyBuffer:
     def __init__(self, local=None, peer=None) -> None:
         self.parts: list[bytes] = []
         self._local, self._peer = local, peer
+        self.app_called = False  # once the app runs, its access hook logs and counts the reply
 
     def getsockname(self):
         """Return the local address, as the socket would (the app reads it from gunicorn.socket)."""
@@ -42,6 +45,10 @@ class ReplyBuffer:
     def getpeername(self):
         """Return the client's address, as the socket would."""
         return self._peer
+
+    def gettimeout(self) -> float:
+        """Say the socket never blocks: gunicorn's error reply (``write_nonblock``) is then written here."""
+        return 0.0
 
     def sendall(self, data) -> None:
         """Keep ``data``."""
@@ -87,9 +94,17 @@ def serve(worker, conn, data: bytes, *, last: bool) -> tuple[bytes, bool]:
     except (StopIteration, http_errors.NoMoreData):
         return out.value(), False
     except Exception as exc:  # noqa: BLE001 (gunicorn's handle_error answers every kind)
+        app_called = out.app_called
         out = ReplyBuffer(conn.server, conn.client)  # nothing has reached the wire: replace a cut reply whole
         worker.handle_error(req, out, conn.client, exc)
-        return out.value(), False
+        reply = out.value()
+        if reply and not app_called:
+            # gunicorn refused the request (a scheme header, a name with "_" under
+            # header_map=refuse): the app never saw it, so the worker writes its line.
+            worker.answers.record(
+                _status(reply), client=conn.address, reason=GUNICORN, head=data, began=conn.began
+            )
+        return reply, False
 
 
 def _run(worker, req, out: ReplyBuffer, conn, last: bool) -> bool:
@@ -107,6 +122,7 @@ def _run(worker, req, out: ReplyBuffer, conn, last: bool) -> bool:
             worker.alive = False
         if last or not worker.alive or not cfg.keepalive:
             resp.force_close()
+        out.app_called = True
         respiter = worker.wsgi(environ, resp.start_response)
         try:
             if isinstance(respiter, environ["wsgi.file_wrapper"]):
@@ -125,3 +141,9 @@ def _run(worker, req, out: ReplyBuffer, conn, last: bool) -> bool:
             cfg.post_request(worker, req, environ, resp)
         except Exception:  # noqa: BLE001 (as gunicorn: a failing hook never fails the request)
             worker.log.exception("Exception in post_request hook")
+
+
+def _status(reply: bytes) -> int:
+    """Return the status of gunicorn's error reply ("HTTP/1.1 400 Bad Request"), 500 if unreadable."""
+    bits = reply[:32].split(b" ", 2)
+    return int(bits[1]) if len(bits) > 1 and bits[1].isdigit() else 500

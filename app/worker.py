@@ -26,6 +26,10 @@ it drives live beside it:
   an idle kept-alive connection is closed to make room (app/accepting.py).
   Requests waiting for a thread get one an address at a time, in turn
   (app/threads.py).
+- Every reply it writes itself, without the app (the 408, the framing's
+  refusals, the 503 past an address's cap, gunicorn's own error replies),
+  writes one access line in the app's shape and counts once in the app's
+  ``generate_share_requests_total`` (app/answering.py, app/counts.py).
 - The number of connections is sized from the descriptor limit at start
   (app/slots.py: raising the soft limit towards the hard one if it is lower
   than needed), leaving room for the data folder, logs and gpg's pipes;
@@ -47,8 +51,9 @@ import time
 from gunicorn import sock as gsock
 from gunicorn.workers.base import Worker
 
-from . import config
+from . import config, counts
 from .accepting import Acceptor
+from .answering import DEADLINE, FRAMING, Answers
 from .connection import (
     CLOSED,
     CLOSING,
@@ -61,7 +66,6 @@ from .connection import (
     SERVING,
     WRITING,
     Conn,
-    canned,
 )
 from .framing import REFUSED, WAIT, Limits
 from .serving import serve
@@ -129,6 +133,8 @@ class BufferingWorker(Worker):
         self.poller = None
         self.acceptor: Acceptor | None = None  # the listeners and the open connections
         self.runner: Runner | None = None  # the threads
+        # The replies this worker writes itself, logged and counted (app/answering.py).
+        self.answers = Answers(self.limits.request_line)
 
     def init_process(self):
         """Set up the poller, the threads and TLS, then start as every gunicorn worker does."""
@@ -147,6 +153,7 @@ class BufferingWorker(Worker):
             connection_limit=self.connection_limit,
             per_address=self.per_address_limit,
             deadline=REQUEST_DEADLINE,
+            answers=self.answers,
             tls=tls,
             suppress_ragged_eofs=self.cfg.suppress_ragged_eofs,
             log=self.log,
@@ -157,6 +164,8 @@ class BufferingWorker(Worker):
 
     def run(self):
         """Serve until told to stop, then finish what is in flight within the graceful timeout."""
+        # gunicorn has loaded the app by now: its own replies count on the app's counts.
+        self.answers.counts = counts.of(self.wsgi)
         for listener in self.sockets:
             listener.setblocking(False)
         while self.alive:
@@ -230,7 +239,7 @@ class BufferingWorker(Worker):
                 self.acceptor.close(conn)
                 return
             if conn.state == IDLE:
-                conn.new_request(b"", time.monotonic() + REQUEST_DEADLINE)
+                conn.new_request(b"", time.monotonic(), REQUEST_DEADLINE)
             conn.framing.feed(data)
             if self._act(conn):
                 return
@@ -248,7 +257,7 @@ class BufferingWorker(Worker):
                 conn.send_quietly(CONTINUE)
             return False
         if framing.verdict == REFUSED:
-            self._reply(conn, canned(framing.status, framing.why), close=True, seconds=LINGER_SECONDS)
+            self._refuse(conn, framing.status, framing.why, FRAMING)
             return True
         data, conn.rest = bytes(framing.buf[: framing.end]), bytes(framing.buf[framing.end :])
         conn.framing = None
@@ -274,6 +283,14 @@ class BufferingWorker(Worker):
             return
         self._reply(conn, reply, close=not keep, seconds=REQUEST_DEADLINE)
 
+    def _refuse(self, conn: Conn, status: int, sentence: str, reason: str) -> None:
+        """Answer the request being read with ``status`` and close: logged and counted (app/answering.py)."""
+        head = conn.framing.buf  # only its request line is read, for the method and the path
+        reply = self.answers.answer(
+            status, sentence, client=conn.address, reason=reason, head=head, began=conn.began
+        )
+        self._reply(conn, reply, close=True, seconds=LINGER_SECONDS)
+
     def _reply(self, conn: Conn, data: bytes, *, close: bool, seconds: float) -> None:
         conn.state, conn.out, conn.close_after = WRITING, memoryview(data), close
         conn.deadline = time.monotonic() + seconds
@@ -295,7 +312,7 @@ class BufferingWorker(Worker):
         now = time.monotonic()
         rest, conn.rest = conn.rest, b""
         if rest or conn.pending():
-            conn.new_request(rest, now + REQUEST_DEADLINE)
+            conn.new_request(rest, now, REQUEST_DEADLINE)
             if not self._act(conn):
                 self._read(conn)
             return
@@ -313,7 +330,7 @@ class BufferingWorker(Worker):
                     f"The request did not arrive whole within {REQUEST_DEADLINE:g} seconds; "
                     "send it again, all at once."
                 )
-                self._reply(conn, canned(408, sentence), close=True, seconds=LINGER_SECONDS)
+                self._refuse(conn, 408, sentence, DEADLINE)
             else:
                 self.acceptor.close(conn)
 

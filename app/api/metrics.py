@@ -1,8 +1,9 @@
 """Metrics for a monitor: read from the service when scraped, in Prometheus' text or Vault's JSON.
 
 Nothing is kept for the scrape except one integer per status class, counted
-by the access hook (app/api/lifecycle.py) on app/counts.py's RequestCounts:
-every other number is read from the service at scrape time, so a service nobody scrapes pays for nothing
+by the access hook (app/api/lifecycle.py) and by the worker for the replies
+it writes itself (app/counts.py): every other number is read from
+the service at scrape time, so a service nobody scrapes pays for nothing
 else. Each app has its own registry (never prometheus_client's global one),
 so apps built side by side (tests) never share numbers. Every number is one
 a holder may already see in /sys/health or /sys/shares, or a count of
@@ -19,7 +20,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-# The counts live below app/api, so that what writes a reply without the app may count it too.
+# The counts live below app/api, where the worker that writes its own replies counts them too.
 from ..counts import CLASSES, REQUEST_COUNTS, RequestCounts
 
 if TYPE_CHECKING:  # the service hands the overview over; the API imports no ceremony
