@@ -32,13 +32,12 @@ import uuid
 from . import logs
 from .counts import RequestCounts
 from .errors import shorten
+from .logs import MAX_LOGGED_PATH
 
 __all__ = ["Answers", "MAX_LOGGED_PATH", "canned"]
 
 access_log = logging.getLogger("app.access")
 
-#: The longest path an access line names, in JSON characters (the app's cap, app/api/lifecycle.py).
-MAX_LOGGED_PATH = 200
 #: The reasons, one word each, an operator can filter on.
 DEADLINE, FRAMING, ADDRESS_CAP, GUNICORN = "deadline", "framing", "address_cap", "gunicorn"
 

@@ -15,7 +15,10 @@ import logging
 import sys
 import time
 
-__all__ = ["JsonFormatter", "access", "configure"]
+__all__ = ["JsonFormatter", "MAX_LOGGED_PATH", "access", "configure"]
+
+#: The longest path an access line names: a client chooses it (the app's lines and the worker's alike).
+MAX_LOGGED_PATH = 200
 
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 # json.dumps with any option builds a new encoder on every call; this one is built once.

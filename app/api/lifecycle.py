@@ -11,6 +11,7 @@ from flask import Flask, Response, g, request
 
 from .. import logs
 from ..audit import NOBODY, RequestInfo
+from ..logs import MAX_LOGGED_PATH
 from .common import SAFE_METHODS, get_settings
 from .errors import error_response, shorten
 from .metrics import REQUEST_COUNTS, RequestCounts
@@ -22,9 +23,6 @@ access_log = logging.getLogger("app.access")
 # An incoming X-Request-Id is honoured only if it is short and plain, so that
 # it cannot smuggle anything into the logs or the audit trail.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
-# The access line names the path; a client chooses it, so its length is capped.
-MAX_LOGGED_PATH = 200
 
 
 def _begin() -> None:
