@@ -1,6 +1,7 @@
-"""Small assertions shared by the HTTP tests."""
+"""Small assertions shared by the HTTP tests, and a reader of raw HTTP replies."""
 
 import base64
+import socket
 
 from app import shamir
 
@@ -31,3 +32,21 @@ def unmask(share_hex: str, otp: str | None) -> str:
         return share_hex
     pad = base64.b64decode(otp)
     return bytes(a ^ b for a, b in zip(bytes.fromhex(share_hex), pad, strict=True)).hex()
+
+
+def read_http_reply(sock: socket.socket) -> tuple[int, dict, bytes]:
+    """Read one whole Content-Length framed reply: its status, headers (lower-case names) and body."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(65536)
+        assert data, f"closed before a reply; read {buf[:100]!r}"
+        buf += data
+    head, body = buf.split(b"\r\n\r\n", 1)
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        data = sock.recv(65536)
+        assert data, "closed inside a body"
+        body += data
+    return int(status_line.split()[1]), headers, body[:length]

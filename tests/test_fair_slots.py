@@ -23,6 +23,7 @@ import requests
 from test_deploy import TLSServer, make_cert
 
 from app import slots
+from helpers import read_http_reply
 from server import ROOT, Server
 
 # Open mode: attacks on the worker, the same in both modes, with open ceremonies beside them.
@@ -50,29 +51,13 @@ def connect(server: Server, source: str = "127.0.0.1", *, rcvbuf: int = 0, timeo
     return sock
 
 
-def read_reply(sock) -> tuple[int, bytes]:
-    """Read one whole reply (Content-Length framed); return its status and body."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        data = sock.recv(65536)
-        assert data, f"closed before a reply; read {buf[:100]!r}"
-        buf += data
-    head, body = buf.split(b"\r\n\r\n", 1)
-    length = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])
-    while len(body) < length:
-        data = sock.recv(65536)
-        assert data, "closed inside a body"
-        body += data
-    return int(head.split()[1]), body[:length]
-
-
 def probe(server: Server, source: str = "127.0.0.2") -> tuple[int, float]:
     """GET health on a new connection from ``source``; return the status and the seconds it took."""
     start = time.monotonic()
     try:
         with connect(server, source) as sock:
             sock.sendall(HEALTH)
-            status, _ = read_reply(sock)
+            status, _, _ = read_http_reply(sock)
     except (OSError, AssertionError):
         return 0, time.monotonic() - start  # refused, reset or timed out: unanswered
     return status, time.monotonic() - start
@@ -177,7 +162,7 @@ def _complete_and_begin_again(held: list) -> int:
     refused = 0
     for i, sock in enumerate(held):
         try:
-            status, _ = read_reply(sock)
+            status, _, _ = read_http_reply(sock)
         except (OSError, AssertionError):
             status = 0  # the 503 and the close, or a reset that cut the 503 short
         if status != UNINITIALIZED:

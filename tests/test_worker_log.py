@@ -16,6 +16,7 @@ import socket
 import pytest
 
 from app.answering import MAX_LOGGED_PATH, named
+from helpers import read_http_reply as reply
 from server import Server
 
 V1 = "/v1/sys"
@@ -35,24 +36,6 @@ def connect(server: Server, source: str = "127.0.0.1") -> socket.socket:
     sock.settimeout(PATIENCE)
     sock.connect(("127.0.0.1", server.port))
     return sock
-
-
-def reply(sock: socket.socket) -> tuple[int, dict, bytes]:
-    """Read one whole reply: its status, its headers (lower-case names) and its body."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        data = sock.recv(65536)
-        assert data, f"closed before a reply; read {buf[:100]!r}"
-        buf += data
-    head, body = buf.split(b"\r\n\r\n", 1)
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        data = sock.recv(65536)
-        assert data, "closed inside a body"
-        body += data
-    return int(status_line.split()[1]), headers, body[:length]
 
 
 def answered(server: Server, data: bytes) -> tuple[int, dict]:
