@@ -22,9 +22,10 @@ Strangers can only make the service write ``refused`` and
 ahead of them, and skipped when the in-order pass reaches it. Receivers then
 see its seq before smaller ones; the seq and ``prev`` still give the order.
 
-Each reply is read to ``MAX_REPLY`` bytes at most (the rest is dropped with
-the connection), within ``DELIVERY_SECONDS`` for the body: a receiver that
-answers with a huge or endless body costs the worker nothing.
+Each delivery (app/delivery.py) has one deadline, ``DELIVERY_SECONDS``, from
+connecting to the reply's last byte, and reads ``MAX_REPLY`` bytes of the
+reply's body at most: a receiver that answers with a huge, endless or
+trickled reply, head or body, fails that delivery, which is retried.
 
 Each body is the trail line's own fields (``event``, ``seq``, ``time``,
 ``prev``, the event's fields, the request id and client address) plus
@@ -51,8 +52,9 @@ from dataclasses import dataclass
 
 import requests
 
+from . import delivery
 from .audit import AUDIT_FILE, line_hash
-from .delivery import SIGNATURE_HEADER, payload, read_reply, sign
+from .delivery import SIGNATURE_HEADER, payload, sign
 from .folder import DataFolder
 
 __all__ = ["EVENTS", "Notifier", "Settings", "sign"]
@@ -83,8 +85,6 @@ START_EVENTS = ("attempt_started", "adoption_started")
 MIN_SECRET = 16
 MAX_BACKOFF = 10.0
 FIRST_BACKOFF = 0.25
-CONNECT_TIMEOUT = 3.0
-READ_TIMEOUT = 5.0
 CONFIRM_SECONDS = 5.0
 CURSOR_INTERVAL = 0.5
 #: Lines waiting before a ceremony's event past which it is sent ahead of them.
@@ -303,8 +303,7 @@ class _Target:
 
     def _run(self) -> None:
         owner = self.owner
-        session = requests.Session()
-        session.trust_env = False  # no proxy or .netrc from the environment
+        session = delivery.open_session()
         backoff = retry_at = 0.0
         nudged = owner._nudged
         while True:
@@ -376,15 +375,7 @@ class _Target:
             "Accept-Encoding": "identity",  # a compressed reply could not be bounded by its bytes
         }
         try:
-            reply = session.post(
-                self.url,
-                data=body,
-                headers=headers,
-                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-                allow_redirects=False,
-                stream=True,  # the body is read here, to MAX_REPLY at most
-            )
-            read_reply(reply)
+            status = delivery.post(session, self.url, body, headers)
         except requests.RequestException as exc:
             log.warning(
                 "notify: %s did not take event %d (%s): %s; retrying",
@@ -394,12 +385,12 @@ class _Target:
                 type(exc).__name__,
             )
             return False
-        if 200 <= reply.status_code < 300:
+        if 200 <= status < 300:
             return True
         log.warning(
             "notify: %s answered %d to event %d (%s); retrying",
             self.label,
-            reply.status_code,
+            status,
             doc.get("seq"),
             doc.get("event"),
         )

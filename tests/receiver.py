@@ -1,8 +1,9 @@
 """A webhook receiver for tests: an http.server on a free loopback port, in this process.
 
 It records what it accepts under a Condition (tests wait on it with
-deadlines, never by sleeping), and can hang, answer any status or reset the
-connection on demand.
+deadlines, never by sleeping), and can hang, answer any status, reset the
+connection, or trickle its reply's head or body a byte at a time, on demand.
+It speaks HTTPS when given a certificate and its key.
 """
 
 from __future__ import annotations
@@ -10,16 +11,25 @@ from __future__ import annotations
 import http.server
 import json
 import socket
+import ssl
 import threading
 import time
+from pathlib import Path
 
 DEADLINE = 30.0
+#: Seconds between two trickled bytes: well under the service's read timeout, so only a deadline stops it.
+TRICKLE = 0.5
+#: What a trickled reply sends before its first trickled byte: a 200 whose head, or body, never ends.
+_TRICKLED = {
+    "trickle-head": b"HTTP/1.1 200 OK\r\nX-Drip: ",
+    "trickle-body": b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n",
+}
 
 
 class Receiver:
     """A webhook receiver on a loopback port: records what it takes, misbehaves on demand."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, tls: tuple[Path, Path] | None = None):
         # Bound now, listening only at start(): until then the port refuses
         # connections (a receiver that is down) and nothing else can take it.
         self._reserved: socket.socket | None = None
@@ -29,11 +39,14 @@ class Receiver:
             self._reserved.bind(("127.0.0.1", 0))
             port = self._reserved.getsockname()[1]
         self.port = port
-        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.tls = tls  # (certificate, key): HTTPS
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/hook"
         self.cond = threading.Condition()
         self.got: list[tuple[dict, bytes, dict]] = []  # accepted: (headers, body, parsed)
         self.seen: list[tuple[str, str]] = []  # every request: (method, path)
-        #: Replies to give, one per request, before settling on "ok": an int status, "hang" or "reset".
+        self.connections = 0  # every connection accepted
+        #: Replies to give, one per request, before settling on "ok": an int status, "hang",
+        #: "reset", "trickle-head" or "trickle-body".
         self.script: list = []
         self.mode = "ok"
         #: Seconds each accepted event takes before its reply (a receiver far away).
@@ -48,6 +61,12 @@ class Receiver:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def setup(self):
+                super().setup()
+                with receiver.cond:
+                    receiver.connections += 1
+                    receiver.cond.notify_all()
+
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver.cond:
@@ -57,6 +76,16 @@ class Receiver:
                 if action == "hang":
                     receiver.release.wait(DEADLINE)
                     self.close_connection = True
+                    return
+                if action in _TRICKLED:
+                    self.close_connection = True
+                    try:
+                        self.wfile.write(_TRICKLED[action])
+                        # Pacing a peer that is slow on purpose, not waiting for anything; stop() ends it.
+                        while not receiver.release.wait(TRICKLE):
+                            self.wfile.write(b"a")
+                    except OSError:
+                        pass  # the service gave up on it: what it should do
                     return
                 if action == "reset":
                     # SO_LINGER 0: close sends a RST instead of a FIN.
@@ -97,6 +126,10 @@ class Receiver:
             self._server.socket.close()
             self._server.socket, self._reserved = self._reserved, None
             self._server.server_activate()
+        if self.tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self

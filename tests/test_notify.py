@@ -10,17 +10,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import importlib
 import json
+import socket
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from receiver import Receiver
+from receiver import TRICKLE, Receiver
+from test_deploy import make_cert
 
-from app import create_app, reading
+from app import create_app, delivery, reading
 from app.audit import AUDIT_FILE
 from app.errors import StartupError
-from app.notify import EVENTS, READ_TIMEOUT, cursor_name, sign
+from app.notify import EVENTS, cursor_name, sign
 from server import Server
 
 V1 = "/v1/sys"
@@ -156,7 +160,7 @@ def test_a_share_issued_while_the_receiver_is_down_arrives_after_a_restart(tmp_p
 def test_a_hanging_receiver_does_not_slow_a_ceremony(tmp_path):
     # The client's timeout is the only clock: a delivery on the request path would
     # hold each write for the notifier's read timeout, and the client gives up first.
-    patience = READ_TIMEOUT
+    patience = delivery.READ_TIMEOUT
     hanging = Receiver().start()
     hanging.mode = "hang"
     try:
@@ -198,6 +202,92 @@ def test_misbehaving_receivers_are_retried_and_never_break_the_service(tmp_path,
     for status in (302, 404, 500, 503):
         assert f"receiver 1 answered {status} to event 1 (init); retrying" in log
     assert "receiver 1 did not take event 1 (init): ConnectionError; retrying" in log
+
+
+def test_a_reply_that_trickles_its_head_or_body_is_abandoned_at_the_deadline_and_retried(tmp_path, receiver):
+    # Each trickled byte comes well within the read timeout: only the delivery's deadline ends it.
+    receiver.script = ["trickle-head", "trickle-body"]
+    with Server(tmp_path / "data", tmp_path / "g.log", env=notify_env(receiver.url)) as server:
+        init = server.put(f"{V1}/init", json={"secret_shares": 3, "secret_threshold": 2}).json()
+        receiver.wait(lambda r: r.seen, "the first delivery")
+        assert server.get(f"{V1}/health").status_code == 200  # while the head trickles
+        ceremony(server, init["keys"], lead(init))
+        lines = len(trail_lines(tmp_path / "data"))
+        # The same event again, each time on a new connection: the trickling ones were dropped.
+        receiver.wait(lambda r: r.has_seq(lines), "every event after two trickled replies", timeout=60)
+        assert server.get(f"{V1}/health").status_code == 200
+    assert [seq for seq, _ in receiver.events()] == list(range(1, lines + 1))
+    assert receiver.seen.count(("POST", "/hook")) == lines + 2 and receiver.connections == 3
+    log = (tmp_path / "g.log").read_text()
+    assert log.count("receiver 1 did not take event 1 (init): DeliveryTimeout; retrying") == 2
+    assert receiver.url not in log and f"127.0.0.1:{receiver.port}" not in log
+
+
+def post_once(session, receiver: Receiver, seq: int, seconds: float = delivery.DELIVERY_SECONDS) -> int:
+    """Deliver one small event to ``receiver`` through ``session``; return the status."""
+    _, body = delivery.payload(json.dumps({"event": "init", "seq": seq}).encode())
+    return delivery.post(session, receiver.url, body, {"Content-Type": "application/json"}, seconds)
+
+
+@pytest.mark.parametrize("action", ["trickle-head", "trickle-body"])
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_one_deadline_covers_the_reply_and_a_whole_reply_keeps_its_connection(tmp_path, scheme, action):
+    tls = make_cert(tmp_path) if scheme == "https" else None
+    receiver = Receiver(tls=tls).start()
+    # On a new connection, then on one kept alive since the last reply.
+    receiver.script = [action, "ok", action]
+    session = delivery.open_session()
+    if tls:
+        session.verify = str(tls[0])
+    try:
+        for seq in (1, 3):
+            with pytest.raises(delivery.DeliveryTimeout):
+                post_once(session, receiver, seq, seconds=4 * TRICKLE)
+            assert post_once(session, receiver, seq + 1) == 204
+        assert post_once(session, receiver, 5) == 204
+        # Each trickling connection was dropped; one read whole was kept alive and reused.
+        assert receiver.connections == 3
+        assert receiver.events() == [(2, "init"), (4, "init"), (5, "init")]
+    finally:
+        session.close()
+        receiver.stop()
+
+
+def test_a_tls_handshake_that_trickles_is_abandoned_at_the_deadline():
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)  # the ClientHello
+            try:
+                conn.sendall(b"\x16\x03\x03\x40\x00")  # a handshake record of 16 KiB, then a byte at a time
+                while not stop.wait(TRICKLE):  # pacing a peer slow on purpose
+                    conn.sendall(b"\x00")
+            except OSError:
+                pass  # the service gave up on it
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    session = delivery.open_session()
+    url = f"https://127.0.0.1:{listener.getsockname()[1]}/hook"
+    try:
+        with pytest.raises(delivery.DeliveryTimeout) as failed:
+            delivery.post(session, url, b"{}", {}, seconds=4 * TRICKLE)
+        assert url not in str(failed.value) and "127.0.0.1" not in str(failed.value)
+    finally:
+        stop.set()
+        session.close()
+        thread.join(delivery.DELIVERY_SECONDS)
+        listener.close()
+
+
+@pytest.mark.parametrize("dotted", delivery.URLLIB3_NAMES)
+def test_each_urllib3_name_the_delivery_uses_exists(dotted):
+    module, _, rest = dotted.rpartition(".")
+    owner, _, name = module.rpartition(".")
+    assert callable(getattr(getattr(importlib.import_module(owner), name), rest)), dotted
 
 
 def test_notify_required_refuses_to_start_while_the_receiver_is_down(tmp_path):
