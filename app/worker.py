@@ -23,7 +23,8 @@ it drives live beside it:
   ``CONNECTION_LIFETIME`` seconds; pipelined requests are read one at a time,
   the next only once the previous reply is written, so one connection holds
   at most one request and one reply in memory; and when every slot is taken
-  an idle kept-alive connection is closed to make room (app/accepting.py).
+  the kept-alive connection idle the longest is closed to make room
+  (app/accepting.py).
   Requests waiting for a thread get one an address at a time, in turn
   (app/threads.py).
 - Every reply it writes itself, without the app (the 408, the framing's
