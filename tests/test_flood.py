@@ -131,7 +131,7 @@ def test_a_flood_grows_the_trail_little_and_a_ceremony_from_another_client_goes_
         # A ceremony from another client, once the flood is at full strength (the limit meets it).
         assert limited.wait(30)
         began = time.perf_counter()
-        statuses = ceremony(other, keys, probe=True)
+        statuses = ceremony(other, keys, token=body["root_token"], probe=True)
         took = time.perf_counter() - began
         stop.wait(max(0.0, flood_seconds - (time.monotonic() - started)))
         stop.set()

@@ -12,7 +12,6 @@ import base64
 import collections
 import random
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -54,9 +53,10 @@ def gnupg_homes(folder: Path) -> set[str]:
     return {p.name for p in folder.glob("generate-share-gnupg-*")}
 
 
-def service_agents() -> set[str]:
-    """Return the pids of gpg processes running in one of the service's GnuPG homes."""
-    found = subprocess.run(["pgrep", "-f", "generate-share-gnupg-"], capture_output=True, text=True).stdout
+def service_agents(folder: Path) -> set[str]:
+    """Return the pids of gpg processes running in a GnuPG home under folder (this soak's own only)."""
+    pattern = f"{folder}/generate-share-gnupg-"
+    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout
     return set(found.split())
 
 
@@ -84,15 +84,21 @@ def mixed_request(session, url, keys, rng):
 
 
 def test_soak(tmp_path, keyring):
-    homes_before = gnupg_homes(Path(tempfile.gettempdir()))
+    # The server's own temporary folder: the soak checks that nothing is left in
+    # it, and another suite on the machine cannot add to it or take from it.
+    temp = tmp_path / "tmp"
+    temp.mkdir()
     receiver = Receiver().start()
     env = {
+        "TMPDIR": str(temp),
         "GENERATE_SHARE_THREADS": "16",
         "GENERATE_SHARE_NOTIFY_URL": receiver.url,
         "GENERATE_SHARE_NOTIFY_SECRET": "soak-secret-0123456789abcdef",
     }
     with Server(tmp_path / "data", tmp_path / "g.log", env=env) as server:
-        keys = server.put(f"{V1}/init", json={"secret_shares": 5, "secret_threshold": 3}).json()["keys"]
+        # Token mode, the default: the lead's token starts each attempt; strangers hold nothing.
+        init = server.put(f"{V1}/init", json={"secret_shares": 5, "secret_threshold": 3}).json()
+        keys, lead = init["keys"], {"X-Vault-Token": init["root_token"]}
         old = [bytes.fromhex(k) for k in keys]
         secret = shamir.combine(old[:3])
         pgp_key = base64.b64encode(keyring.public_binary(keyring.ECC)).decode()
@@ -103,7 +109,10 @@ def test_soak(tmp_path, keyring):
 
         def ceremony(session, n):
             nonce = session.put(
-                f"{server.url}{V1}/generate-share/attempt", json={"pgp_key": pgp_key}, timeout=30
+                f"{server.url}{V1}/generate-share/attempt",
+                json={"pgp_key": pgp_key},
+                headers=lead,
+                timeout=30,
             )
             assert nonce.status_code == 200, nonce.text
             nonce = nonce.json()["nonce"]
@@ -178,8 +187,8 @@ def test_soak(tmp_path, keyring):
     # The service makes its GnuPG homes under <data>/gnupg, none in the temporary folder.
     assert (tmp_path / "data" / "gnupg").is_dir()
     assert gnupg_homes(tmp_path / "data" / "gnupg") == set()
-    assert gnupg_homes(Path(tempfile.gettempdir())) == homes_before
-    assert service_agents() == set()
+    assert gnupg_homes(temp) == set()
+    assert service_agents(tmp_path) == set()
     report = reading.verify(tmp_path / "data")
     assert report.ok, report.message
     print(
