@@ -3,6 +3,7 @@
 import base64
 import bz2
 import re
+import secrets
 import shutil
 import subprocess
 import threading
@@ -343,16 +344,20 @@ def slow_gpg(folder, marks, *, stall: str, step: str = "--import-options") -> st
 
 def test_a_gpg_run_is_killed_at_its_time_limit(keyring, tmp_path, monkeypatch) -> None:
     # exec: the stalled process is the one python-gnupg started, so killing it ends it.
-    folder = slow_gpg(tmp_path / "bin", tmp_path / "marks", stall="exec sleep 600")
+    # A sleep this run alone starts (sleep adds its arguments up): another suite
+    # running the same test on the machine has its own, which pgrep must not see.
+    stall = f"sleep 600 0.{secrets.randbelow(10**9):09d}"
+    folder = slow_gpg(tmp_path / "bin", tmp_path / "marks", stall=f"exec {stall}")
     monkeypatch.setenv("PATH", f"{folder}:/usr/bin:/bin")
     monkeypatch.setattr(runner, "GPG_TIMEOUT_SECONDS", 0.5)
     started = time.perf_counter()
     with pytest.raises(PGPUnavailable, match="longer than 0.5 seconds") as caught:
         load_public_key(keyring.public_binary(Keyring.ECC))
-    assert time.perf_counter() - started < 3
+    # Not a speed check: without the limit the call would wait for the 600 s sleep.
+    assert time.perf_counter() - started < 60
     assert caught.value.status == 503
     # The stalled gpg is gone, and its slot is free again.
-    found = subprocess.run(["pgrep", "-f", "sleep 600"], capture_output=True, text=True).stdout
+    found = subprocess.run(["pgrep", "-f", stall], capture_output=True, text=True).stdout
     assert found == ""
     assert runner._SLOTS.acquire(timeout=0) and runner._SLOTS.acquire(timeout=0)
     runner._SLOTS.release()
@@ -366,7 +371,9 @@ def test_a_busy_gpg_answers_at_once_with_503(keyring, monkeypatch) -> None:
     started = time.perf_counter()
     with pytest.raises(PGPUnavailable, match="gpg is busy") as caught:
         load_public_key(keyring.public_binary(Keyring.ECC))
-    assert 0.2 <= time.perf_counter() - started < 1
+    # It waited its 0.2 s for a slot, then answered; without the wait limit it
+    # would wait for the two runs held above, forever (not a speed check).
+    assert 0.2 <= time.perf_counter() - started < 60
     assert caught.value.status == 503
     runner._SLOTS.release()
     key = load_public_key(keyring.public_binary(Keyring.ECC))  # one slot free: served
