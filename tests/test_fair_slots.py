@@ -3,8 +3,10 @@
 Each test runs one attack from 127.0.0.1 (or a few loopback addresses) and
 meanwhile probes ``GET /v1/sys/health`` on a new connection, from another
 loopback address unless said otherwise: every probe must be answered whole
-within PROBE_BOUND. Measured on the shared 2-core machine with a load average
-of 10 to 17: the slowest probe took 0.25 s (slack of 4x).
+before its socket's timeout (PATIENCE). That tells an answer from a hang, not
+a fast answer from a slow one: each attack, had it worked, would hold the
+probe for at least the request deadline (10 s), or refuse it. The slowest
+probe is printed, for a reader (speed is measured by make bench).
 """
 
 from __future__ import annotations
@@ -31,8 +33,7 @@ pytestmark = pytest.mark.ceremony_auth("open")
 
 V1 = "/v1/sys"
 UNINITIALIZED = 501
-PROBE_BOUND = 1.0
-#: What a probe waits before it counts as unanswered.
+#: What a probe waits before it counts as unanswered: half the request deadline an attack would hold it.
 PATIENCE = 5.0
 HEALTH = b"GET /v1/sys/health HTTP/1.1\r\nHost: test\r\n\r\n"
 
@@ -64,12 +65,11 @@ def probe(server: Server, source: str = "127.0.0.2") -> tuple[int, float]:
 
 
 def probes(server: Server, seconds: float, source: str = "127.0.0.2", status: int = UNINITIALIZED) -> float:
-    """Probe every half second for ``seconds``; assert each is answered in time; return the slowest."""
+    """Probe every half second for ``seconds``; assert each is answered; return the slowest's seconds."""
     slowest, end = 0.0, time.monotonic() + seconds
     while time.monotonic() < end:
         got, took = probe(server, source)
         assert got == status, f"a probe got {got or 'no answer'} after {took:.1f} s"
-        assert took < PROBE_BOUND, f"a probe took {took:.2f} s"
         slowest = max(slowest, took)
         time.sleep(0.5)  # the probes' pace, not a synchronisation
     return slowest
@@ -190,7 +190,7 @@ def test_one_address_holding_1100_kept_alive_connections_leaves_room_for_another
             # that never misses a deadline would; the refused ones are opened again.
             refused = _complete_and_begin_again(held)
             assert refused >= 1100 - 256  # the cap, not luck, makes the room
-            assert probes(server, 1.0) < PROBE_BOUND
+            probes(server, 1.0)
     finally:
         for sock in held:
             sock.close()

@@ -14,6 +14,10 @@ V1 = "/v1/sys"
 UNINITIALIZED = 501  # what health answers before init, as Vault's does
 #: What a client waits for an answer before the test calls the service frozen.
 PATIENCE = 20
+#: Half the request deadline (10 s): an attack that held a thread or a slot would
+#: hold the next request at least that long, so an answer sooner tells an answer
+#: from a wait behind the attack. Not a speed check (that is make bench).
+HELD = 5.0
 
 
 @pytest.fixture
@@ -113,9 +117,9 @@ def test_one_byte_and_idle_sockets_do_not_hold_the_service(server):
             held.enter_context(socket.create_connection(("127.0.0.1", server.port)))
         health, seconds = _timed(lambda: requests.get(server.url + f"{V1}/health", timeout=PATIENCE))
         assert health.status_code == UNINITIALIZED
-        assert seconds < 2, f"a GET took {seconds:.1f} s behind 128 slow sockets"
+        assert seconds < HELD, f"a GET took {seconds:.1f} s behind 128 slow sockets"
         _, seconds = _timed(lambda: _ceremony(server))
-        assert seconds < 5, f"a ceremony took {seconds:.1f} s behind 128 slow sockets"
+        assert seconds < 2 * HELD, f"a ceremony took {seconds:.1f} s behind 128 slow sockets"
 
 
 def test_clients_that_never_close_after_the_reply_do_not_hold_the_service(server):
@@ -127,7 +131,7 @@ def test_clients_that_never_close_after_the_reply_do_not_hold_the_service(server
             c.send(_request("GET", f"{V1}/health", Connection="close"))
         health, seconds = _timed(lambda: requests.get(server.url + f"{V1}/health", timeout=PATIENCE))
         assert health.status_code == UNINITIALIZED
-        assert seconds < 2, f"a GET took {seconds:.1f} s behind 16 clients that do not close"
+        assert seconds < HELD, f"a GET took {seconds:.1f} s behind 16 clients that do not close"
 
 
 def test_bodies_that_trickle_in_are_served_once_whole_and_hold_nobody_meanwhile(server):
@@ -138,7 +142,7 @@ def test_bodies_that_trickle_in_are_served_once_whole_and_hold_nobody_meanwhile(
             c.send(_request("PUT", f"{V1}/init", body)[: -len(body)])  # the head, not the body
         health, seconds = _timed(lambda: requests.get(server.url + f"{V1}/health", timeout=PATIENCE))
         assert health.status_code == UNINITIALIZED and health.json()["initialized"] is False
-        assert seconds < 2, f"a GET took {seconds:.1f} s behind 16 unfinished bodies"
+        assert seconds < HELD, f"a GET took {seconds:.1f} s behind 16 unfinished bodies"
         for c in waiting:
             c.send(body[:7])
             c.send(body[7:])
