@@ -12,10 +12,9 @@ from pathlib import Path
 import certifi
 import pytest
 import requests
-from click.testing import CliRunner, Result
+from cli_runner import ok, run
 
 from app import shamir
-from app.cli import cli
 from app.cli import output as cli_output
 from app.cli import prompts as cli_module
 from gpgtools import gpg_in
@@ -39,21 +38,6 @@ def server(tmp_path):
     with Server(tmp_path / "data", tmp_path / "gunicorn.log") as s:
         yield s
         s.kill()
-
-
-def run(address: str, *args: str, input: str | None = None) -> Result:
-    """Invoke the CLI in-process against address and check it never shows a traceback."""
-    result = CliRunner().invoke(cli, ["--address", address, *args], input=input, prog_name="generate-share")
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
-    assert "Traceback" not in result.output
-    return result
-
-
-def ok(address: str, *args: str, input: str | None = None) -> Result:
-    """Invoke the CLI and assert that it succeeded."""
-    result = run(address, *args, input=input)
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def init_json(server, shares=5, threshold=3) -> list[str]:

@@ -16,37 +16,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from cli_runner import TOKEN_ENV, ok, run
+from click.testing import Result
 
 from app import shamir
-from app.cli import cli
 from gpgtools import gpg_in
 from server import Server
 
 ATTEMPT = "/v1/sys/generate-share/attempt"
 ADOPT = "/v1/sys/adopt/attempt"
-TOKEN_ENV = "GENERATE_SHARE_TOKEN"  # noqa: S105 (a variable name)
 # Vault's own split of a 32-byte key, 3 of 5 (x = 1 to 5).
 VAULT = json.loads((Path(__file__).parent / "vectors" / "vault-shamir.json").read_text())["cases"][0]
 SHARES = VAULT["shares_hex"]
-
-
-def run(address: str, *args: str, input: str | None = None, env: dict | None = None) -> Result:
-    """Invoke the CLI in-process against address; never a traceback."""
-    env = {TOKEN_ENV: None, **(env or {})}
-    result = CliRunner(env=env).invoke(
-        cli, ["--address", address, *args], input=input, prog_name="generate-share"
-    )
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
-    assert "Traceback" not in result.output
-    return result
-
-
-def ok(address: str, *args: str, input: str | None = None, env: dict | None = None) -> Result:
-    """Invoke the CLI and assert that it succeeded."""
-    result = run(address, *args, input=input, env=env)
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def errors(result: Result) -> list[str]:

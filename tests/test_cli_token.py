@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from click.testing import CliRunner, Result
+from cli_runner import TOKEN_ENV, ok, run
 
-from app.cli import cli
 from app.cli import prompts as cli_prompts
 from app.encoding import otp_check
 from helpers import same_key
@@ -23,7 +22,6 @@ from server import Server, free_port
 ATTEMPT = "/v1/sys/generate-share/attempt"
 ADOPT = "/v1/sys/adopt/attempt"
 PERMISSION_DENIED = "permission denied"
-TOKEN_ENV = "GENERATE_SHARE_TOKEN"
 ASK_NONCE = "The nonce the lead announced (it is not shown)"
 # Vault's own split of a 32-byte key, 3 of 5 (x = 1 to 5).
 VAULT = json.loads((Path(__file__).parent / "vectors" / "vault-shamir.json").read_text())["cases"][0]
@@ -38,23 +36,6 @@ VAULT_HEALTH = {
     "server_time_utc": 1700000000,
     "version": "1.15.0",
 }
-
-
-def run(address: str, *args: str, input: str | None = None, env: dict | None = None) -> Result:
-    """Invoke the CLI in-process against address and check it never shows a traceback."""
-    result = CliRunner().invoke(
-        cli, ["--address", address, *args], input=input, env=env, prog_name="generate-share"
-    )
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
-    assert "Traceback" not in result.output
-    return result
-
-
-def ok(address: str, *args: str, input: str | None = None, env: dict | None = None) -> Result:
-    """Invoke the CLI and assert that it succeeded."""
-    result = run(address, *args, input=input, env=env)
-    assert result.exit_code == 0, result.output
-    return result
 
 
 # -- decode --otp: the pad XORed away, no server needed ---------------------------------------
