@@ -226,6 +226,16 @@ def test_a_vault_like_server_gets_no_write(vault_like, args):
     assert share not in result.output
 
 
+@pytest.mark.parametrize("args", [["status"], ["adopt", "status"]])
+def test_a_vault_like_server_never_gets_the_token_with_a_status_read(vault_like, args):
+    """The lead's status sends the token: only once health named generate-share, so never here."""
+    url, seen = vault_like
+    result = run(url, *args, env={"GENERATE_SHARE_TOKEN": "lead-token-not-for-vault"})
+    assert result.exit_code == 1 and "is not a generate-share server" in result.stderr
+    assert seen and all(token is None for _, _, token in seen), seen
+    assert "lead-token-not-for-vault" not in result.output
+
+
 # -- the lead's token: where it comes from ------------------------------------------------------
 
 

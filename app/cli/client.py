@@ -158,8 +158,11 @@ class Client:
         *,
         token: str | None = None,
     ) -> Reply:
-        """Send one request (a write only to a generate-share server); return the reply or raise Failure."""
-        if method != "GET":
+        """Send one request (a write, or anything with the token, only to a generate-share server).
+
+        Return the reply, or raise Failure.
+        """
+        if method != "GET" or token is not None:
             self.health()
         headers = {TOKEN_HEADER: token} if token is not None else {}
         r = self._send(method, path, body, params, headers)
